@@ -1,0 +1,47 @@
+"""Every failure mode of lca_toolkit has its own exception class.
+
+Messages name the parameter, group, file or option at fault, say what was expected and echo what
+was received, so that a user can fix the input without reading a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LcaToolkitError(Exception):
+    """Base class of every error raised on purpose by lca_toolkit."""
+
+
+class GroupError(LcaToolkitError, ValueError):
+    """Parameter groups are not a partition of the model's trainable parameters."""
+
+
+class TrackerError(LcaToolkitError, RuntimeError):
+    """The Tracker was used out of order or with inconsistent inputs."""
+
+
+class LcaError(LcaToolkitError, ValueError):
+    """Bad LCA options (unknown rule, bad tolerance) or evaluation batches."""
+
+
+class NonFiniteError(LcaToolkitError, FloatingPointError):
+    """A loss or gradient was NaN or infinite where a finite number was required."""
+
+
+class StoreError(LcaToolkitError, OSError):
+    """A run store cannot be created, written or read."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The path does not exist or is not an lca-toolkit run store."""
+
+
+class StoreExistsError(StoreError, FileExistsError):
+    """A store already exists at the path and neither resume nor overwrite was asked for."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written with a schema version this reader does not understand."""
+
+
+class RunMismatchError(StoreError):
+    """Several runs read together do not agree (for example different group names)."""
