@@ -1,1 +1,36 @@
-"""lca_toolkit."""
+"""lca_toolkit: which part of a network is doing the learning.
+
+Per-parameter-group gradient norms every optimizer step and step-k Loss Change Allocation (LCA)
+every k steps, for any PyTorch model, stored in a zarr run store and read back as pandas frames.
+"""
+
+from .errors import (
+    GroupError,
+    LcaError,
+    LcaToolkitError,
+    NonFiniteError,
+    RunMismatchError,
+    SchemaVersionError,
+    StoreError,
+    StoreExistsError,
+    StoreNotFoundError,
+    TrackerError,
+)
+from .groups import ParamGroups
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GroupError",
+    "LcaError",
+    "LcaToolkitError",
+    "NonFiniteError",
+    "ParamGroups",
+    "RunMismatchError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "TrackerError",
+    "__version__",
+]
