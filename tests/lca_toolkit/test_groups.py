@@ -80,7 +80,6 @@ def test_frozen_parameters_are_ignored_and_frozen_only_group_is_empty():
 
 
 def test_tied_parameter_counted_once_or_error_across_groups():
-    m = TwoBranch()
     m2 = nn.Module()
     m2.enc = nn.Linear(3, 3, bias=False)
     m2.dec = nn.Linear(3, 3, bias=False)
