@@ -1,0 +1,616 @@
+"""Step-k Loss Change Allocation (Lan et al., NeurIPS 2019; step-k variant of Wu et al., MIDL 2020).
+
+For an interval between snapshots ``theta_start`` and ``theta_end`` (k optimizer steps apart) with
+``D = theta_end - theta_start``, the LCA of scalar parameter ``i`` is::
+
+    LCA_i = D_i * integral_0^1 dL_E/dtheta_i(theta_start + s D) ds
+
+where ``L_E`` is the MEAN per-sample loss over a fixed evaluation subset E: the sum of every
+per-sample loss over E's batches divided by |E| (exact for an uneven last batch). Sign convention:
+**negative LCA means the parameter helped** (its movement lowered the loss). By the fundamental
+theorem of calculus the LCAs sum to ``L_E(theta_end) - L_E(theta_start)``; what the quadrature
+misses is the residual ``loss_end - loss_start - sum(LCA)``, recorded for every interval.
+
+Caveat: step-k LCA integrates along the straight chord between two snapshots, not along the path
+the optimizer actually took. Per-interval totals equal the loss change exactly (up to the residual);
+per-parameter shares can differ from per-step LCA.
+
+Non-interference: the engine evaluates the model through ``torch.func.functional_call`` on its own
+copies of the parameters, never touches ``.grad``, optimizer state, BatchNorm running statistics or
+the global RNG, and restores every module's train/eval flag, so training with and without LCA gives
+bit-identical weights.
+
+BatchNorm policies (the loss must be a function of the interpolated state only):
+
+* ``"interpolate"`` (default): eval-mode BN; the running statistics are interpolated along the chord
+  like parameters and their share of the loss change goes to a separate ``bn_buffers`` group, so
+  completeness holds and both endpoint losses are real eval-mode losses. Gradients with respect to
+  the running statistics come from the exact chain rule of eval-mode BN,
+  ``dL/d mean = -(w / sqrt(var + eps)) dL/db`` and ``dL/d var = -(w / (2 (var + eps))) dL/dw``,
+  so the fused BN kernels run unchanged (requires affine BN).
+* ``"train"``: train-mode BN on the fixed evaluation batches (batch statistics), the model's
+  buffers untouched (the LCA paper's choice); dropout and other layers stay in eval mode.
+* ``"none"``: eval-mode BN with whatever buffers the model holds at measurement time. Only for
+  comparison: if the buffers move inside an interval, completeness fails.
+
+Precision: passes run in the parameters' own dtype but never below float32 (a bf16/fp16 model is
+evaluated on float32 copies), with autocast disabled; group sums are float64.
+
+Memory: between intervals the engine holds 2 parameter-sized buffers (snapshot, endpoint gradient).
+During a measurement it holds about 5 (chord direction, weighted-gradient accumulator, node
+parameters, their gradient, the new endpoint gradient) plus one evaluation batch of activations;
+the adaptive rule one more. It never keeps a per-step history of parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ._batches import move_to
+from .errors import LcaError
+from .groups import ParamGroups
+from .quadrature import RULE_NAMES, AdaptiveOptions, get_rule
+
+BnPolicy = Literal["interpolate", "train", "none"]
+BN_POLICIES: tuple[str, ...] = ("interpolate", "train", "none")
+BN_GROUP = "bn_buffers"
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+
+
+@dataclass(frozen=True)
+class LcaConfig:
+    """How LCA is measured.
+
+    Attributes:
+        every: k, the number of optimizer steps between snapshots.
+        quadrature: ``first_order`` | ``trapezoid`` | ``simpson`` | ``lobatto4`` | ``adaptive``.
+        adaptive: tolerances and panel cap of the adaptive rule.
+        bn_policy: ``interpolate`` | ``train`` | ``none`` (see the module docstring).
+        per_tensor: also record the LCA summed per parameter tensor (per layer).
+        cumulative: keep float64 per-parameter running sums of LCA (one extra parameter-sized
+            float64 buffer) so they can be written to the store.
+    """
+
+    every: int
+    quadrature: str = "simpson"
+    adaptive: AdaptiveOptions = field(default_factory=AdaptiveOptions)
+    bn_policy: str = "interpolate"
+    per_tensor: bool = False
+    cumulative: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, int) or self.every < 1:
+            raise LcaError(f"lca_every must be a positive integer, got {self.every!r}")
+        if self.quadrature not in RULE_NAMES:
+            raise LcaError(
+                f"unknown quadrature {self.quadrature!r}; expected one of {', '.join(RULE_NAMES)}"
+            )
+        if self.bn_policy not in BN_POLICIES:
+            raise LcaError(
+                f"unknown bn_policy {self.bn_policy!r}; expected one of {', '.join(BN_POLICIES)}"
+            )
+
+
+@dataclass
+class LcaResult:
+    """One interval's LCA, still on the model's device (float64 unless stated).
+
+    Attributes:
+        start_step, end_step: the interval covers optimizer steps ``start_step < step <= end_step``
+            (state ``end_step`` is the parameters after ``end_step`` optimizer steps).
+        by_group: (G,) summed LCA per group, negative = helped.
+        abs_by_group: (G,) summed |LCA| per group.
+        helped, hurt: (G,) int64 counts of scalar parameters with LCA < 0 and > 0.
+        by_tensor: (T,) summed LCA per tensor, or None when not asked for.
+        loss_start, loss_end, residual: 0-d; residual = loss_end - loss_start - by_group.sum().
+        passes: gradient passes over E used for this interval.
+    """
+
+    start_step: int
+    end_step: int
+    by_group: Tensor
+    abs_by_group: Tensor
+    helped: Tensor
+    hurt: Tensor
+    by_tensor: Tensor | None
+    loss_start: Tensor
+    loss_end: Tensor
+    residual: Tensor
+    passes: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One tensor whose movement gets LCA: a trainable parameter or an interpolated BN buffer."""
+
+    name: str  # full name inside the model
+    group: int  # position in LcaEngine.group_names
+    is_param: bool
+    module: nn.Module | None = None  # the BN module, for buffers
+    attr: str = ""  # 'running_mean' | 'running_var', for buffers
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _dot64(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """sum_i <a_i, b_i> accumulated in float64 (products rounded in the tensors' dtype)."""
+    total = torch.zeros((), dtype=torch.float64, device=a[0].device)
+    for x, y in zip(a, b, strict=True):
+        total += (x * y).sum(dtype=torch.float64)
+    return total
+
+
+class _LossCall(nn.Module):
+    """Wraps ``loss_fn(model, batch)`` so functional_call can swap the model's tensors."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self._loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> Tensor:
+        return self._loss_fn(self.model, batch)
+
+
+class LcaEngine:
+    """Measures step-k LCA between successive snapshots of a model.
+
+    The engine is pure machinery: the :class:`~lca_toolkit.Tracker` decides when to call
+    :meth:`measure`. Each call allocates the loss change between the previous snapshot and the
+    model's current state, then makes the current state the next snapshot, reusing its gradient as
+    the next interval's left endpoint.
+
+    Args:
+        model: the model being trained (read only).
+        groups: the parameter groups; LCA is reported per group (plus ``bn_buffers`` when running
+            statistics are interpolated).
+        loss_fn: ``loss_fn(model, batch)`` -> 1-D tensor of per-sample losses.
+        eval_batches: the fixed evaluation subset E: a re-iterable collection of batches, iterated
+            in the same order every pass, with no augmentation.
+        config: rule, BN policy and record options.
+        step: the optimizer step the first snapshot belongs to.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: ParamGroups,
+        loss_fn: LossFn,
+        eval_batches: Iterable[Any],
+        config: LcaConfig,
+        step: int = 0,
+    ) -> None:
+        if isinstance(eval_batches, Iterator):
+            raise LcaError(
+                "eval_batches is a one-shot iterator; pass a re-iterable collection (a list of "
+                "batches or a DataLoader without shuffling) so every pass sees the same subset"
+            )
+        self.model = model
+        self.config = config
+        self.loss_fn = loss_fn
+        self.eval_batches = eval_batches
+        self._call = _LossCall(model, loss_fn)
+        devices = {p.device for p in model.parameters()}
+        if len(devices) != 1:
+            raise LcaError(
+                f"LCA needs all parameters on one device, found {sorted(map(str, devices))}"
+            )
+        self.device = devices.pop()
+
+        self._bn_modules = [
+            (name, m)
+            for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+        ]
+        self.group_names = list(groups.names)
+        entries = [
+            _Entry(name, groups.names.index(g), True) for g, name, _ in groups.named_parameters()
+        ]
+        self._params = [p for _, _, p in groups.named_parameters()]
+        self._bn_aux: dict[str, Tensor] = {}  # names of BN affine params needed for the chain rule
+        if config.bn_policy == "interpolate" and self._bn_modules:
+            if BN_GROUP in self.group_names:
+                raise LcaError(f"group name {BN_GROUP!r} is reserved for interpolated BN buffers")
+            self.group_names.append(BN_GROUP)
+            bn_group = len(self.group_names) - 1
+            for name, m in self._bn_modules:
+                if m.weight is None or m.bias is None:
+                    raise LcaError(
+                        f"BatchNorm module {name!r} is not affine; bn_policy='interpolate' needs "
+                        "affine BN (its running-statistics gradient comes from weight and bias "
+                        "gradients); use bn_policy='train' for this model"
+                    )
+                for attr in ("running_mean", "running_var"):
+                    entries.append(
+                        _Entry(f"{name}.{attr}" if name else attr, bn_group, False, m, attr)
+                    )
+        self._entries = entries
+        self.tensor_names = [e.name for e in entries]
+        self._group_index = torch.tensor(
+            [e.group for e in entries], dtype=torch.int64, device=self.device
+        )
+        self._param_names_by_id = {id(p): n for n, p in model.named_parameters()}
+        self._rule = get_rule(config.quadrature)
+        self._low_precision = any(
+            t.is_floating_point() and t.dtype.itemsize < 4
+            for t in list(model.parameters()) + list(model.buffers())
+        )
+        # State carried from interval to interval.
+        self._snap: list[Tensor] = [
+            t.detach().to(_compute_dtype(t.dtype), copy=True) for t in self._current()
+        ]
+        self._g_prev: list[Tensor] | None = None  # SUM (not mean) gradient over E at the snapshot
+        self._loss_prev: Tensor | None = None  # mean loss over E at the snapshot (float64)
+        self._n_eval: int | None = None
+        self.start_step = step
+        self._cumulative: list[Tensor] | None = (
+            [torch.zeros_like(s, dtype=torch.float64) for s in self._snap]
+            if config.cumulative
+            else None
+        )
+
+    @property
+    def buffer_names(self) -> list[str]:
+        """Names of the interpolated BN running statistics (the ``bn_buffers`` group)."""
+        return [e.name for e in self._entries if not e.is_param]
+
+    # ----------------------------------------------------------------------------- tensors
+    def _current(self) -> list[Tensor]:
+        """The model's live tensors for every entry (no copies)."""
+        params = [p.detach() for p in self._params]
+        return params + [getattr(e.module, e.attr) for e in self._entries[len(params) :]]
+
+    def _constants(self) -> dict[str, Tensor]:
+        """Tensors passed unchanged to every pass: upcast copies of frozen params and buffers for
+        a low-precision model, scratch BN buffers for the ``train`` policy."""
+        consts: dict[str, Tensor] = {}
+        entry_names = set(self.tensor_names)
+        if self._low_precision:
+            for name, t in list(self.model.named_parameters()) + list(self.model.named_buffers()):
+                if name not in entry_names and t.is_floating_point() and t.dtype.itemsize < 4:
+                    consts[name] = t.detach().float()
+        if self.config.bn_policy == "train":
+            for name, m in self._bn_modules:
+                prefix = f"{name}." if name else ""
+                for attr in ("running_mean", "running_var", "num_batches_tracked"):
+                    buf = getattr(m, attr)
+                    if buf is not None:
+                        consts[prefix + attr] = buf.detach().to(
+                            _compute_dtype(buf.dtype) if buf.is_floating_point() else buf.dtype,
+                            copy=True,
+                        )
+        return consts
+
+    @contextlib.contextmanager
+    def _pass_context(self) -> Iterator[None]:
+        """Eval mode (BN in train mode for the ``train`` policy), autocast off, grad on, RNG forked."""
+        flags = [(m, m.training) for m in self.model.modules()]
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with (
+                torch.random.fork_rng(devices=devices),
+                torch.enable_grad(),
+                torch.autocast(self.device.type, enabled=False),
+            ):
+                self.model.eval()
+                if self.config.bn_policy == "train":
+                    for _, m in self._bn_modules:
+                        m.training = True
+                yield
+        finally:
+            for m, flag in flags:
+                m.training = flag
+
+    def _gradient_pass(
+        self, node: list[Tensor], consts: dict[str, Tensor]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Sum of per-sample losses over E (float64, 0-d) and its gradient for every entry.
+
+        ``node`` holds the entries' values at the evaluation point; its parameter tensors are
+        leaves requiring grad. Returns SUMS over E; callers divide by |E|.
+        """
+        mapping: dict[str, Tensor] = {f"model.{k}": v for k, v in consts.items()}
+        aux: dict[str, Tensor] = {}
+        for e, t in zip(self._entries, node, strict=True):
+            mapping[f"model.{e.name}"] = t
+            if e.is_param:
+                t.grad = None
+        if self._bn_modules and self.config.bn_policy == "interpolate":
+            for _, m in self._bn_modules:
+                for attr in ("weight", "bias"):
+                    p = getattr(m, attr)
+                    key = f"model.{self._param_names_by_id[id(p)]}"
+                    if key not in mapping or not mapping[key].requires_grad:
+                        leaf = (
+                            p.detach().to(_compute_dtype(p.dtype), copy=True).requires_grad_(True)
+                        )
+                        mapping[key] = aux[key] = leaf
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        for batch in self.eval_batches:
+            losses = functional_call(
+                self._call, mapping, (move_to(batch, self.device, self._low_precision),)
+            )
+            if not isinstance(losses, Tensor) or losses.dim() != 1:
+                shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses).__name__
+                raise LcaError(
+                    f"loss_fn must return a 1-D tensor of per-sample losses (reduction='none'); got {shape}"
+                )
+            batch_sum = losses.sum()
+            batch_sum.backward()
+            total += batch_sum.detach().to(torch.float64)
+            count += losses.shape[0]
+        if count == 0:
+            raise LcaError("eval_batches is empty: LCA needs at least one evaluation sample")
+        if self._n_eval is None:
+            self._n_eval = count
+        elif count != self._n_eval:
+            raise LcaError(
+                f"eval_batches changed size between passes ({self._n_eval} then {count} samples); "
+                "the evaluation subset must be fixed"
+            )
+        # Buffer gradients first: they are derived from the BN weight/bias gradients.
+        grads = [None if e.is_param else self._bn_buffer_grad(e, mapping) for e in self._entries]
+        for i, (e, t) in enumerate(zip(self._entries, node, strict=True)):
+            if e.is_param:
+                grads[i] = t.grad if t.grad is not None else torch.zeros_like(t)
+                t.grad = None
+        return total, grads
+
+    def _bn_buffer_grad(self, e: _Entry, mapping: dict[str, Tensor]) -> Tensor:
+        """Gradient of the loss w.r.t. an eval-mode BN running statistic, by the chain rule."""
+        m = e.module
+        prefix = "model." + e.name.rsplit(".", 1)[0] + "." if "." in e.name else "model."
+        w_key = f"model.{self._param_names_by_id[id(m.weight)]}"
+        b_key = f"model.{self._param_names_by_id[id(m.bias)]}"
+        w = mapping[w_key].detach()
+        var = mapping[prefix + "running_var"]
+        if e.attr == "running_mean":
+            g_b = mapping[b_key].grad
+            if g_b is None:
+                return torch.zeros_like(var)
+            return -(w / torch.sqrt(var + m.eps)) * g_b
+        g_w = mapping[w_key].grad
+        if g_w is None:
+            return torch.zeros_like(var)
+        return -(w / (2.0 * (var + m.eps))) * g_w
+
+    def _fill_node(
+        self, node: list[Tensor], base: list[Tensor], direction: list[Tensor] | None, back: float
+    ) -> None:
+        """node := base - back * direction (in place; ``direction`` None means node := base)."""
+        with torch.no_grad():
+            torch._foreach_copy_(node, base)
+            if direction is not None and back != 0.0:
+                torch._foreach_add_(node, direction, alpha=-back)
+
+    def _new_node(self) -> list[Tensor]:
+        return [
+            torch.empty_like(s).requires_grad_(e.is_param)
+            for e, s in zip(self._entries, self._snap, strict=True)
+        ]
+
+    # ----------------------------------------------------------------------------- measure
+    def measure(self, end_step: int) -> LcaResult:
+        """Allocate the loss change from the last snapshot to the model's current state.
+
+        The current state becomes the next snapshot and its gradient the next left endpoint.
+        """
+        with self._pass_context():
+            return self._measure(end_step)
+
+    def _measure(self, end_step: int) -> LcaResult:
+        consts = self._constants()
+        node = self._new_node()
+        passes = 0
+        if self._g_prev is None:
+            self._fill_node(node, self._snap, None, 0.0)
+            loss_sum, self._g_prev = self._gradient_pass(node, consts)
+            self._loss_prev = loss_sum / self._n_eval
+            passes += 1
+        n = float(self._n_eval)
+        current = [t.detach().to(s.dtype) for t, s in zip(self._current(), self._snap, strict=True)]
+        direction = self._snap  # becomes D = current - snapshot, in place
+        with torch.no_grad():
+            torch._foreach_sub_(direction, current)
+            torch._foreach_neg_(direction)
+
+        # Right endpoint first: its gradient is kept for the next interval.
+        self._fill_node(node, current, None, 0.0)
+        end_sum, g_end = self._gradient_pass(node, consts)
+        passes += 1
+        loss_end = end_sum / n
+        loss_start = self._loss_prev
+        acc = self._g_prev  # reused in place as the weighted-gradient accumulator
+        with torch.no_grad():
+            if self.config.quadrature == "adaptive":
+                passes += self._adaptive(
+                    node, consts, current, direction, acc, g_end, loss_start, loss_end
+                )
+            else:
+                rule = self._rule
+                torch._foreach_mul_(acc, rule.weights[0] / n)
+                if rule.weights[-1]:
+                    torch._foreach_add_(acc, g_end, alpha=rule.weights[-1] / n)
+                for s, w in zip(rule.nodes[1:-1], rule.weights[1:-1], strict=True):
+                    self._fill_node(node, current, direction, 1.0 - s)
+                    with torch.enable_grad():
+                        _, g = self._gradient_pass(node, consts)
+                    passes += 1
+                    torch._foreach_add_(acc, g, alpha=w / n)
+                    del g
+            lca = acc
+            torch._foreach_mul_(lca, direction)  # LCA_i = D_i * integral
+            result = self._reduce(lca, loss_start, loss_end, end_step, passes)
+            if self._cumulative is not None:
+                torch._foreach_add_(self._cumulative, [t.to(torch.float64) for t in lca])
+            torch._foreach_copy_(direction, current)  # the snapshot buffer now holds theta_end
+        del node, acc, lca
+        self._g_prev = g_end
+        self._loss_prev = loss_end
+        self.start_step = end_step
+        return result
+
+    def _adaptive(
+        self,
+        node: list[Tensor],
+        consts: dict[str, Tensor],
+        current: list[Tensor],
+        direction: list[Tensor],
+        acc: list[Tensor],
+        g_end: list[Tensor],
+        loss_start: Tensor,
+        loss_end: Tensor,
+    ) -> int:
+        """Composite Simpson with doubling panels; leaves the final weighted gradient in ``acc``.
+
+        With n = 2m subintervals of width h, Simpson is ``h/3 (ends + 4 odd + 2 even)``. We keep
+        ``A = ends + 2 even`` and ``odd``; doubling the panels turns every old node into an even one
+        (``A += 2 odd``) and the new midpoints become ``odd``. Scalars ``<D, A>`` and ``<D, odd>``
+        give the residual without another pass over memory.
+        """
+        opts = self.config.adaptive
+        n = float(self._n_eval)
+        torch._foreach_add_(acc, g_end)  # A = g(0) + g(1)
+        d_a = _dot64(direction, acc)
+        loss_change = float(loss_end - loss_start)
+        loss_level = float(loss_end)
+        passes = 0
+        panels = 1
+        odd: list[Tensor] | None = None
+        while True:
+            new_nodes = [(2 * i + 1) / (2 * panels) for i in range(panels)]
+            if odd is None:
+                odd = [torch.zeros_like(t) for t in acc]
+            else:
+                torch._foreach_add_(acc, odd, alpha=2.0)
+                torch._foreach_zero_(odd)
+            for s in new_nodes:
+                self._fill_node(node, current, direction, 1.0 - s)
+                with torch.enable_grad():
+                    _, g = self._gradient_pass(node, consts)
+                passes += 1
+                torch._foreach_add_(odd, g)
+                del g
+            d_o = _dot64(direction, odd)
+            h = 1.0 / (2 * panels)
+            lca_sum = float(h / (3 * n) * (d_a + 4 * d_o))
+            residual = loss_change - lca_sum
+            if (
+                not math.isfinite(residual)
+                or opts.converged(residual, loss_change, loss_level)
+                or panels >= opts.max_panels
+            ):
+                break
+            d_a = d_a + 2 * d_o
+            panels *= 2  # the next level evaluates the midpoints of the current subintervals
+        torch._foreach_add_(acc, odd, alpha=4.0)
+        torch._foreach_mul_(acc, h / (3 * n))
+        return passes
+
+    def _reduce(
+        self, lca: list[Tensor], loss_start: Tensor, loss_end: Tensor, end_step: int, passes: int
+    ) -> LcaResult:
+        """Per-group sums of LCA, |LCA| and sign counts, in float64 on the device."""
+        n_groups = len(self.group_names)
+        sums = torch.stack([t.sum(dtype=torch.float64) for t in lca])
+        abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64))
+        helped = torch.stack([(t < 0).sum() for t in lca])
+        hurt = torch.stack([(t > 0).sum() for t in lca])
+        gi = self._group_index
+
+        def by_group(values: Tensor) -> Tensor:
+            return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(
+                0, gi, values
+            )
+
+        group_sums = by_group(sums)
+        return LcaResult(
+            start_step=self.start_step,
+            end_step=end_step,
+            by_group=group_sums,
+            abs_by_group=by_group(abs_sums),
+            helped=by_group(helped),
+            hurt=by_group(hurt),
+            by_tensor=sums if self.config.per_tensor else None,
+            loss_start=loss_start,
+            loss_end=loss_end,
+            residual=loss_end - loss_start - group_sums.sum(),
+            passes=passes,
+        )
+
+    # ----------------------------------------------------------------------------- state
+    def cumulative(self) -> dict[str, Tensor]:
+        """Per-tensor float64 running sums of LCA since the start (only with ``cumulative=True``)."""
+        if self._cumulative is None:
+            raise LcaError("cumulative LCA was not asked for (LcaConfig(cumulative=True))")
+        return dict(zip(self.tensor_names, self._cumulative, strict=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue the same intervals (tensors are copies)."""
+
+        def clone(ts: list[Tensor] | None) -> list[Tensor] | None:
+            return None if ts is None else [t.detach().clone() for t in ts]
+
+        return {
+            "tensor_names": list(self.tensor_names),
+            "group_names": list(self.group_names),
+            "start_step": self.start_step,
+            "n_eval": self._n_eval,
+            "snapshot": clone(self._snap),
+            "g_prev": clone(self._g_prev),
+            "loss_prev": None if self._loss_prev is None else float(self._loss_prev),
+            "cumulative": clone(self._cumulative),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; tensor names must match this engine's."""
+        if state["tensor_names"] != self.tensor_names:
+            theirs, ours = set(state["tensor_names"]), set(self.tensor_names)
+            diff = sorted(theirs ^ ours)[:8] or ["(same names, different order)"]
+            raise LcaError(f"LCA state does not match the model: differing tensors {diff}")
+
+        def load(ts: list[Tensor] | None, like: list[Tensor]) -> list[Tensor] | None:
+            return (
+                None
+                if ts is None
+                else [t.to(device=x.device, dtype=x.dtype) for t, x in zip(ts, like, strict=True)]
+            )
+
+        self._snap = load(state["snapshot"], self._snap)
+        self._g_prev = load(state["g_prev"], self._snap)
+        self._loss_prev = (
+            None
+            if state["loss_prev"] is None
+            else torch.tensor(state["loss_prev"], dtype=torch.float64, device=self.device)
+        )
+        self._n_eval = state["n_eval"]
+        self.start_step = int(state["start_step"])
+        if self._cumulative is not None and state["cumulative"] is not None:
+            self._cumulative = load(state["cumulative"], self._cumulative)
+
+    def gradient_at_snapshot(self) -> tuple[Tensor, list[Tensor]]:
+        """Fresh mean loss and mean gradient over E at the current snapshot (for checks)."""
+        with self._pass_context():
+            node = self._new_node()
+            self._fill_node(node, self._snap, None, 0.0)
+            total, grads = self._gradient_pass(node, self._constants())
+        n = float(self._n_eval)
+        return total / n, [g / n for g in grads]
+
+    def stored_endpoint_gradient(self) -> list[Tensor] | None:
+        """The reused left-endpoint gradient (mean over E) the next interval will start from."""
+        if self._g_prev is None:
+            return None
+        return [g / float(self._n_eval) for g in self._g_prev]
