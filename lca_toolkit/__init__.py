@@ -17,10 +17,18 @@ from .errors import (
     TrackerError,
 )
 from .groups import ParamGroups
+from .lca import LcaConfig, LcaEngine, LcaResult
+from .quadrature import AdaptiveOptions
+from .tracker import Tracker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveOptions",
+    "LcaConfig",
+    "LcaEngine",
+    "LcaResult",
+    "Tracker",
     "GroupError",
     "LcaError",
     "LcaToolkitError",

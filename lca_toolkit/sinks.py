@@ -1,0 +1,78 @@
+"""Where the Tracker sends its rows: the zarr ``RunWriter`` or an in-memory sink.
+
+Both implement :class:`Sink`. The in-memory sink keeps everything in Python lists, for notebooks
+and tests that do not need a store on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .store._records import LcaRecord, StepBlock
+
+
+class Sink(Protocol):
+    """What the Tracker needs from a destination for its records."""
+
+    def append_steps(self, block: StepBlock) -> None: ...
+    def append_lca(self, record: LcaRecord) -> None: ...
+    def append_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
+    def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None: ...
+    def flush(self) -> None: ...
+    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None: ...
+    def close(self, status: str = "finished", reason: str | None = None) -> None: ...
+
+
+@dataclass
+class MemorySink:
+    """Keeps a run's records in memory (``Tracker(store=None)``)."""
+
+    groups: list[str]
+    steps: list[StepBlock] = field(default_factory=list)
+    lca: list[LcaRecord] = field(default_factory=list)
+    epochs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    cumulative: dict[str, np.ndarray] = field(default_factory=dict)
+    status: str = "running"
+    status_reason: str | None = None
+
+    def append_steps(self, block: StepBlock) -> None:
+        self.steps.append(block)
+
+    def append_lca(self, record: LcaRecord) -> None:
+        self.lca.append(record)
+
+    def append_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.epochs.append((epoch, dict(metrics)))
+
+    def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None:
+        self.cumulative = {k: np.array(v) for k, v in arrays.items()}
+
+    def flush(self) -> None:
+        pass
+
+    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None:
+        kept = []
+        for b in self.steps:
+            keep = b.step <= last_step
+            if keep.any():
+                kept.append(_take_rows(b, keep))
+        self.steps = kept
+        self.lca = [r for r in self.lca if r.end_step <= last_step]
+        if last_epoch is not None:
+            self.epochs = [(e, m) for e, m in self.epochs if e <= last_epoch]
+
+    def close(self, status: str = "finished", reason: str | None = None) -> None:
+        self.status, self.status_reason = status, reason
+
+    def step_array(self, name: str) -> np.ndarray:
+        """All rows of one step field concatenated (e.g. ``"grad_norm"`` -> (n, G))."""
+        return np.concatenate([getattr(b, name) for b in self.steps])
+
+
+def _take_rows(block: StepBlock, mask: np.ndarray) -> StepBlock:
+    fields: dict[str, Any] = {k: v[mask] for k, v in vars(block).items()}
+    return StepBlock(**fields)

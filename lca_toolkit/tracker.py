@@ -1,0 +1,423 @@
+"""The Tracker: attach gradient-norm and LCA recording to an existing training loop.
+
+Five lines::
+
+    tracker = Tracker(model, groups, optimizer=opt, store="runs/x.zarr",
+                      loss_fn=per_sample_loss, eval_batches=eval_batches, lca_every=60)
+    ...
+        loss.backward()
+        tracker.after_backward(loss)      # after every backward (every micro-batch)
+        opt.step()
+        tracker.after_step()              # once per optimizer step, after it
+    tracker.close()                       # or use the tracker as a context manager
+
+Step numbering: ``step`` counts optimizer steps; the row with ``step = t`` describes the t-th
+optimizer step (1-based), and the LCA interval ``(start_step, end_step]`` covers the rows with
+``start_step < step <= end_step``: it allocates ``L_E(after end_step steps) - L_E(after start_step
+steps)``.
+
+Where the gradient norms come from: with ``optimizer=`` given (recommended) the Tracker reads the
+gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradient accumulation is
+complete and after a ``torch.amp.GradScaler`` has unscaled them. A step the scaler skips (inf/NaN
+gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=True`` and NaN norms,
+not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
+before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped.
+
+The Tracker only schedules and stores: the math lives in :mod:`lca_toolkit.grad_norms` and
+:mod:`lca_toolkit.lca`. Values stay on the model's device and reach the host in batches of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import grad_norms
+from .errors import TrackerError
+from .groups import ParamGroups
+from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
+from .quadrature import AdaptiveOptions
+from .sinks import MemorySink, Sink
+from .store._records import LcaRecord, StepBlock
+
+
+def _library_config() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+class Tracker:
+    """Records per-group gradient norms every optimizer step and step-k LCA every k steps.
+
+    Args:
+        model: the model being trained (never modified by the Tracker).
+        groups: a :class:`ParamGroups`, a mapping of group name -> parameter-name prefixes, or
+            ``None`` for one group per top-level child module.
+        store: path of the zarr run store to create, a ready ``RunWriter``/sink, or ``None`` to keep
+            the records in memory (``tracker.sink``).
+        optimizer: the optimizer, so norms are read inside its step and learning rates recorded.
+        loss_fn: ``loss_fn(model, batch)`` -> 1-D tensor of per-sample losses (``reduction='none'``).
+            Needed for LCA.
+        eval_batches: the fixed evaluation subset E as a re-iterable collection of batches (same
+            order every time, no augmentation). Needed for LCA.
+        lca_every: k; ``None`` turns LCA off.
+        quadrature: ``simpson`` (default) | ``trapezoid`` | ``lobatto4`` | ``adaptive`` | ``first_order``.
+        rel_tol, abs_tol, max_panels: stopping rule of the adaptive rule.
+        bn_policy: ``interpolate`` (default) | ``train`` | ``none``; see :mod:`lca_toolkit.lca`.
+        per_tensor: also store LCA per parameter tensor (``lca/by_tensor``).
+        cumulative: also store cumulative per-parameter LCA arrays (one extra float64 copy of the
+            parameters on the device).
+        record_update_norm: record ``||theta_after - theta_before||`` per group (keeps one
+            parameter-sized buffer; needs ``optimizer``).
+        config: extra run configuration stored in the store's attrs (JSON-serialisable).
+        store_mode: ``create`` | ``resume`` | ``overwrite`` when ``store`` is a path.
+        transfer_every: rows kept on the device before one batched move to the host.
+        flush_every: rows the store writer queues before writing.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: ParamGroups | Mapping[str, Any] | None = None,
+        *,
+        store: str | os.PathLike[str] | Sink | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        loss_fn: LossFn | None = None,
+        eval_batches: Iterable[Any] | None = None,
+        lca_every: int | None = None,
+        quadrature: str = "simpson",
+        rel_tol: float = AdaptiveOptions.rel_tol,
+        abs_tol: float = AdaptiveOptions.abs_tol,
+        max_panels: int = AdaptiveOptions.max_panels,
+        bn_policy: str = "interpolate",
+        per_tensor: bool = False,
+        cumulative: bool = False,
+        record_update_norm: bool = True,
+        config: Mapping[str, Any] | None = None,
+        store_mode: str = "create",
+        transfer_every: int = 64,
+        flush_every: int = 256,
+    ) -> None:
+        if groups is None:
+            groups = ParamGroups.from_children(model)
+        elif not isinstance(groups, ParamGroups):
+            groups = ParamGroups.from_prefixes(model, groups)
+        if transfer_every < 1:
+            raise TrackerError(f"transfer_every must be >= 1, got {transfer_every}")
+        self.model = model
+        self.groups = groups
+        self.optimizer = optimizer
+        self.step = 0
+        self._params = [p for _, _, p in groups.named_parameters()]
+        self._device = self._params[0].device
+        self._gi = groups.group_index(self._device)
+        self._n_param_groups = len(groups)
+
+        self.engine: LcaEngine | None = None
+        if lca_every is not None:
+            if loss_fn is None or eval_batches is None:
+                raise TrackerError("lca_every needs loss_fn= and eval_batches= (the subset E)")
+            lca_config = LcaConfig(
+                every=lca_every,
+                quadrature=quadrature,
+                adaptive=AdaptiveOptions(rel_tol=rel_tol, abs_tol=abs_tol, max_panels=max_panels),
+                bn_policy=bn_policy,
+                per_tensor=per_tensor,
+                cumulative=cumulative,
+            )
+            self.engine = LcaEngine(model, groups, loss_fn, eval_batches, lca_config)
+        self.group_names = self.engine.group_names if self.engine else groups.names
+        n_cols = len(self.group_names)
+
+        members = groups.members
+        if self.engine and BN_GROUP in self.group_names:
+            members[BN_GROUP] = self.engine.buffer_names
+        self.sink: Sink = self._open_sink(store, members, config, store_mode, flush_every)
+
+        # Per-step state (device tensors, never synced in the hot path).
+        self._record_update = record_update_norm and optimizer is not None
+        self._before: list[Tensor] | None = None
+        self._pending: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self._loss_sum: Tensor | None = None
+        self._loss_count = 0
+        self._hooks = []
+        if optimizer is not None:
+            self._hooks.append(optimizer.register_step_pre_hook(self._pre_step_hook))
+            if self._record_update:
+                self._hooks.append(optimizer.register_step_post_hook(self._post_step_hook))
+        # Rows waiting for one batched move to the host.
+        width = 2 + 3 * n_cols + 1  # loss, total, grad_norm, rel_sq_norm, update_norm, skipped
+        self._rows = torch.empty((transfer_every, width), dtype=torch.float64, device=self._device)
+        self._row_steps: list[int] = []
+        self._row_lrs: list[list[float]] = []
+        self._last_epoch: int | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------------------- setup
+    def _open_sink(self, store, members, config, store_mode, flush_every) -> Sink:
+        if store is None:
+            return MemorySink(self.group_names)
+        if not isinstance(store, (str, os.PathLike)):
+            return store
+        lca_cfg = None
+        if self.engine is not None:
+            c = self.engine.config
+            lca_cfg = {
+                "every": c.every,
+                "quadrature": c.quadrature,
+                "rel_tol": c.adaptive.rel_tol,
+                "abs_tol": c.adaptive.abs_tol,
+                "max_panels": c.adaptive.max_panels,
+                "bn_policy": c.bn_policy,
+            }
+        run_config = {"tracker": {"lca": lca_cfg}, **dict(config or {})}
+        numel = self.groups.numel()
+        summary = {
+            "numel": {g: numel.get(g, 0) for g in self.group_names},
+            "trainable": sum(numel.values()),
+            "model": type(self.model).__name__,
+            "libraries": _library_config(),
+        }
+        from .store import RunWriter  # the zarr writer is only needed for a store on disk
+
+        lr_groups = len(self.optimizer.param_groups) if self.optimizer is not None else 1
+        return RunWriter(
+            store,
+            groups=self.group_names,
+            group_members=members,
+            lr_groups=lr_groups,
+            tensor_names=self.engine.tensor_names
+            if self.engine and self.engine.config.per_tensor
+            else None,
+            config=run_config,
+            model_summary=summary,
+            mode=store_mode,
+            flush_every=flush_every,
+        )
+
+    # ----------------------------------------------------------------------------- hooks
+    def _norms_now(self) -> tuple[Tensor, Tensor, Tensor]:
+        gn, total, rel = grad_norms.gradient_norms(self._params, self._gi, self._n_param_groups)
+        return gn, total, rel
+
+    def _pre_step_hook(self, optimizer, args, kwargs) -> None:
+        gn, total, rel = self._norms_now()
+        upd = None
+        if self._record_update:
+            if self._before is None:
+                self._before = [p.detach().clone() for p in self._params]
+            else:
+                torch._foreach_copy_(self._before, [p.detach() for p in self._params])
+        self._pending = (gn, total, rel, upd)
+
+    def _post_step_hook(self, optimizer, args, kwargs) -> None:
+        if self._pending is None or self._before is None:
+            return
+        gn, total, rel, _ = self._pending
+        upd = grad_norms.update_norms(self._before, self._params, self._gi, self._n_param_groups)
+        self._pending = (gn, total, rel, upd)
+
+    # ----------------------------------------------------------------------------- training loop
+    def after_backward(self, loss: Tensor | None = None) -> None:
+        """Call after every ``loss.backward()``; records the loss (mean over the calls of a step).
+
+        Without an optimizer this is also where gradient norms are read.
+        """
+        self._check_open()
+        if loss is not None:
+            value = loss.detach()
+            value = value.mean() if value.dim() else value
+            value = value.to(torch.float64)
+            self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
+            self._loss_count += 1
+        if self.optimizer is None:
+            gn, total, rel = self._norms_now()
+            self._pending = (gn, total, rel, None)
+
+    def after_step(self) -> LcaResult | None:
+        """Call once after every optimizer step. Returns the LCA result when an interval ended."""
+        self._check_open()
+        self.step += 1
+        n = len(self.group_names)
+        dtype, dev = torch.float64, self._device
+        nan = torch.full((n,), math.nan, dtype=dtype, device=dev)
+        if self._pending is None:  # the optimizer did not step: GradScaler skipped it
+            gn, total, rel, upd = nan, nan[0], nan, torch.zeros(n, dtype=dtype, device=dev)
+            skipped = 1.0
+        else:
+            gn, total, rel, upd = self._pending
+            skipped = 0.0
+            pad = n - self._n_param_groups  # bn_buffers column: no gradient
+            gn, rel = (torch.cat([t.to(dtype), nan[:pad]]) for t in (gn, rel))
+            upd = nan if upd is None else torch.cat([upd.to(dtype), nan[:pad]])
+            total = total.to(dtype)
+        if self.optimizer is None:
+            skipped = 0.0
+        loss = (
+            self._loss_sum / self._loss_count
+            if self._loss_sum is not None
+            else torch.tensor(math.nan, dtype=dtype, device=dev)
+        )
+        i = len(self._row_steps)
+        self._rows[i] = torch.cat(
+            [
+                loss.reshape(1),
+                total.reshape(1),
+                gn,
+                rel,
+                upd,
+                torch.tensor([skipped], dtype=dtype, device=dev),
+            ]
+        )
+        self._row_steps.append(self.step)
+        self._row_lrs.append(
+            [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [math.nan]
+        )
+        self._pending = None
+        self._loss_sum, self._loss_count = None, 0
+        if len(self._row_steps) == self._rows.shape[0]:
+            self._transfer_rows()
+        if self.engine is not None and self.step % self.engine.config.every == 0:
+            return self.measure_lca()
+        return None
+
+    def measure_lca(self) -> LcaResult:
+        """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps)."""
+        if self.engine is None:
+            raise TrackerError(
+                "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
+            )
+        result = self.engine.measure(self.step)
+        self.sink.append_lca(_to_record(result))
+        if self.engine.config.cumulative:
+            self.sink.write_cumulative_lca(
+                {k: v.cpu().numpy() for k, v in self.engine.cumulative().items()}, at_step=self.step
+            )
+        return result
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Store per-epoch metrics (train/val AUC, losses...) in ``epochs/``."""
+        self._check_open()
+        self.sink.append_epoch(epoch, {k: float(v) for k, v in metrics.items()})
+        self._last_epoch = epoch
+
+    # ----------------------------------------------------------------------------- storage
+    def _transfer_rows(self) -> None:
+        """One device-to-host copy for every row recorded since the last transfer."""
+        n_rows = len(self._row_steps)
+        if n_rows == 0:
+            return
+        host = self._rows[:n_rows].cpu().numpy()
+        g = len(self.group_names)
+        self.sink.append_steps(
+            StepBlock(
+                step=np.asarray(self._row_steps, dtype=np.int64),
+                loss=host[:, 0].copy(),
+                grad_norm_total=host[:, 1].copy(),
+                grad_norm=host[:, 2 : 2 + g].copy(),
+                rel_sq_norm=host[:, 2 + g : 2 + 2 * g].copy(),
+                update_norm=host[:, 2 + 2 * g : 2 + 3 * g].copy(),
+                skipped=host[:, 2 + 3 * g].astype(bool),
+                lr=np.asarray(self._row_lrs, dtype=np.float64),
+            )
+        )
+        self._row_steps, self._row_lrs = [], []
+
+    def flush(self) -> None:
+        """Move pending rows to the store and wait until they are on disk."""
+        self._transfer_rows()
+        self.sink.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs; flushes the store so it agrees with the checkpoint."""
+        self._check_open()
+        self.flush()
+        return {
+            "step": self.step,
+            "group_names": list(self.group_names),
+            "last_epoch": self._last_epoch,
+            "engine": None if self.engine is None else self.engine.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint: restores the step and LCA state, trims the store after it."""
+        self._check_open()
+        if list(state["group_names"]) != self.group_names:
+            raise TrackerError(
+                f"checkpoint groups {state['group_names']} differ from this tracker's {self.group_names}"
+            )
+        if (state["engine"] is None) != (self.engine is None):
+            raise TrackerError("checkpoint and tracker disagree on whether LCA is recorded")
+        self.step = int(state["step"])
+        self._last_epoch = state["last_epoch"]
+        if self.engine is not None:
+            self.engine.load_state_dict(state["engine"])
+        self._row_steps, self._row_lrs = [], []
+        self.sink.truncate(last_step=self.step, last_epoch=self._last_epoch)
+
+    def close(self, status: str = "finished", reason: str | None = None) -> None:
+        """Flush everything, remove the optimizer hooks and mark the run's status."""
+        if self._closed:
+            return
+        try:
+            if status == "finished" or self._row_steps:
+                self._transfer_rows()
+        finally:
+            for h in self._hooks:
+                h.remove()
+            self._hooks = []
+            self._closed = True
+            self.sink.close(status=status, reason=reason)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TrackerError("the tracker is closed")
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted", reason="KeyboardInterrupt")
+        else:
+            self.close("failed", reason=f"{exc_type.__name__}: {exc}")
+
+
+def _to_record(result: LcaResult) -> LcaRecord:
+    """One host transfer for an interval's numbers."""
+    g = result.by_group.numel()
+    parts = [
+        result.by_group,
+        result.abs_by_group,
+        result.helped.to(torch.float64),
+        result.hurt.to(torch.float64),
+        torch.stack([result.loss_start, result.loss_end, result.residual]).to(torch.float64),
+    ]
+    if result.by_tensor is not None:
+        parts.append(result.by_tensor)
+    host = torch.cat(parts).cpu().numpy()
+    return LcaRecord(
+        start_step=result.start_step,
+        end_step=result.end_step,
+        by_group=host[:g].copy(),
+        abs_by_group=host[g : 2 * g].copy(),
+        helped=host[2 * g : 3 * g].astype(np.int64),
+        hurt=host[3 * g : 4 * g].astype(np.int64),
+        loss_start=float(host[4 * g]),
+        loss_end=float(host[4 * g + 1]),
+        residual=float(host[4 * g + 2]),
+        passes=result.passes,
+        by_tensor=host[4 * g + 3 :].copy() if result.by_tensor is not None else None,
+    )
