@@ -158,6 +158,9 @@ class Tracker:
         # Rows waiting for one batched move to the host.
         width = 2 + 3 * n_cols + 1  # loss, total, grad_norm, rel_sq_norm, update_norm, skipped
         self._rows = torch.empty((transfer_every, width), dtype=torch.float64, device=self._device)
+        self._nan = torch.full((n_cols,), math.nan, dtype=torch.float64, device=self._device)
+        self._zeros = torch.zeros(n_cols, dtype=torch.float64, device=self._device)
+        self._flag = torch.tensor([[0.0], [1.0]], dtype=torch.float64, device=self._device)
         self._row_steps: list[int] = []
         self._row_lrs: list[list[float]] = []
         self._last_epoch: int | None = None
@@ -236,8 +239,7 @@ class Tracker:
         self._check_open()
         if loss is not None:
             value = loss.detach()
-            value = value.mean() if value.dim() else value
-            value = value.to(torch.float64)
+            value = (value.mean() if value.dim() else value).to(torch.float64)
             self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
             self._loss_count += 1
         if self.optimizer is None:
@@ -248,36 +250,25 @@ class Tracker:
         """Call once after every optimizer step. Returns the LCA result when an interval ended."""
         self._check_open()
         self.step += 1
-        n = len(self.group_names)
-        dtype, dev = torch.float64, self._device
-        nan = torch.full((n,), math.nan, dtype=dtype, device=dev)
+        pad = self._nan[: len(self.group_names) - self._n_param_groups]  # bn_buffers: no gradient
         if self._pending is None:  # the optimizer did not step: GradScaler skipped it
-            gn, total, rel, upd = nan, nan[0], nan, torch.zeros(n, dtype=dtype, device=dev)
-            skipped = 1.0
+            gn, total, rel, upd = self._nan, self._nan[0], self._nan, self._zeros
+            skipped = 1
         else:
             gn, total, rel, upd = self._pending
-            skipped = 0.0
-            pad = n - self._n_param_groups  # bn_buffers column: no gradient
-            gn, rel = (torch.cat([t.to(dtype), nan[:pad]]) for t in (gn, rel))
-            upd = nan if upd is None else torch.cat([upd.to(dtype), nan[:pad]])
-            total = total.to(dtype)
+            skipped = 0
+            if len(pad):
+                gn, rel = torch.cat([gn, pad]), torch.cat([rel, pad])
+                upd = self._nan if upd is None else torch.cat([upd, pad])
+            elif upd is None:
+                upd = self._nan
         if self.optimizer is None:
-            skipped = 0.0
-        loss = (
-            self._loss_sum / self._loss_count
-            if self._loss_sum is not None
-            else torch.tensor(math.nan, dtype=dtype, device=dev)
-        )
+            skipped = 0
+        loss = self._nan[0] if self._loss_sum is None else self._loss_sum / self._loss_count
         i = len(self._row_steps)
-        self._rows[i] = torch.cat(
-            [
-                loss.reshape(1),
-                total.reshape(1),
-                gn,
-                rel,
-                upd,
-                torch.tensor([skipped], dtype=dtype, device=dev),
-            ]
+        torch.cat(
+            [loss.reshape(1), total.reshape(1), gn, rel, upd, self._flag[skipped]],
+            out=self._rows[i],
         )
         self._row_steps.append(self.step)
         self._row_lrs.append(
