@@ -45,3 +45,11 @@ class SchemaVersionError(StoreError):
 
 class RunMismatchError(StoreError):
     """Several runs read together do not agree (for example different group names)."""
+
+
+class RecordError(StoreError, ValueError):
+    """A row, name or attribute handed to a run store has the wrong shape, type or order.
+
+    A step that repeats or goes back behind the last stored step is one of these: a duplicate
+    would corrupt the series.
+    """
