@@ -172,11 +172,12 @@ class UniViewModel(MammoModel):
 class _TwoViewModel(MammoModel):
     """Late fusion ``h_cc + h_mlo`` with optional Modality Dropout and Gradient-Blending heads.
 
-    Subclasses own the columns and implement :meth:`encode`.
+    Subclasses pass their columns (attribute name -> column) and implement :meth:`encode`.
     """
 
     def __init__(
         self,
+        columns: Mapping[str, ResNet22],
         input_channels: int,
         modality_dropout: ModalityDropoutConfig | None,
         gradient_blending: bool,
@@ -184,6 +185,8 @@ class _TwoViewModel(MammoModel):
     ) -> None:
         super().__init__()
         self.input_channels = input_channels
+        for name, column in columns.items():  # registered first: columns lead the state dict
+            setattr(self, name, column)
         self.cc_fc = ViewProjection()
         self.mlo_fc = ViewProjection()
         self.output_layer = output_layer()
@@ -248,9 +251,13 @@ class JointModel(_TwoViewModel):
         blend_weights: Mapping[str, float] | None = None,
         noise_std: float = DEFAULT_NOISE_STD,
     ) -> None:
-        super().__init__(input_channels, modality_dropout, gradient_blending, blend_weights)
-        self.cc_column = ResNet22(input_channels, noise_std)
-        self.mlo_column = ResNet22(input_channels, noise_std)
+        columns = {
+            "cc_column": ResNet22(input_channels, noise_std),
+            "mlo_column": ResNet22(input_channels, noise_std),
+        }
+        super().__init__(
+            columns, input_channels, modality_dropout, gradient_blending, blend_weights
+        )
 
     def encode(self, view: str, x: torch.Tensor) -> torch.Tensor:
         return (self.cc_column if view == "cc" else self.mlo_column)(x)
@@ -284,8 +291,10 @@ class SharedModel(_TwoViewModel):
         blend_weights: Mapping[str, float] | None = None,
         noise_std: float = DEFAULT_NOISE_STD,
     ) -> None:
-        super().__init__(input_channels, modality_dropout, gradient_blending, blend_weights)
-        self.column = ResNet22(input_channels, noise_std)
+        columns = {"column": ResNet22(input_channels, noise_std)}
+        super().__init__(
+            columns, input_channels, modality_dropout, gradient_blending, blend_weights
+        )
 
     def encode(self, view: str, x: torch.Tensor) -> torch.Tensor:
         return self.column(x)
