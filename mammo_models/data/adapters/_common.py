@@ -3,7 +3,8 @@
 Every adapter reads a public dataset's own metadata files and returns a pandas DataFrame in the
 manifest layout (one row per image). The pieces they share live here:
 
-* the manifest column names and allowed values (``REQUIRED_COLUMNS``, ``LABEL_SOURCES``...);
+* the manifest column names and allowed values (``REQUIRED_COLUMNS``, ``LABEL_SOURCES``...),
+  re-exported from :mod:`mammo_models.data.manifest`;
 * :class:`AdapterError`, raised for bad metadata with the file, row and column at fault;
 * :class:`MetadataTable`, a metadata sheet read as stripped strings that remembers where every
   row came from, so a bad value can be reported as ``file, row 7, column 'view'``;
@@ -30,29 +31,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataConfigError, MammoDataError
+from ..manifest import BREAST_KEY, LABEL_SOURCES, LATERALITIES, REQUIRED_COLUMNS, SPLITS, VIEWS
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "image_path",
-    "patient_id",
-    "exam_id",
-    "laterality",
-    "view",
-    "malignant",
-    "benign",
-    "label_source",
-)
-"""Columns every manifest row has, in this order (SPEC section 7)."""
-
-LABEL_SOURCES: tuple[str, ...] = ("pathology", "birads_proxy", "follow_up", "unknown")
-"""Where a row's labels come from: biopsy, a BI-RADS assessment used as a stand-in, a negative
-confirmed by follow-up, or not documented by the dataset."""
-
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-VIEWS: tuple[str, ...] = ("CC", "MLO", "other")
-LATERALITIES: tuple[str, ...] = ("L", "R")
-BREAST_KEY: tuple[str, ...] = ("patient_id", "exam_id", "laterality")
-"""A breast is one laterality of one exam of one patient; its CC and MLO images are paired."""
+# REQUIRED_COLUMNS, VIEWS, LABEL_SOURCES... are owned by mammo_models.data.manifest and
+# re-exported here so that adapters and the manifest can never disagree on the vocabulary.
 
 OTHER_VIEW_CODES: frozenset[str] = frozenset(
     {"ML", "LM", "LMO", "AT", "XCCL", "XCCM", "FB", "SIO", "ISO", "CV", "RL", "RM", "TAN"}
@@ -468,3 +450,30 @@ def finalize(
 def as_path(value: str | os.PathLike[str]) -> Path:
     """``Path(value)`` with ``~`` expanded."""
     return Path(value).expanduser()
+
+
+__all__ = [
+    "BINARY_VALUES",
+    "BIRADS_CATEGORIES",
+    "BREAST_KEY",
+    "LABEL_SOURCES",
+    "LATERALITIES",
+    "OTHER_VIEW_CODES",
+    "REQUIRED_COLUMNS",
+    "SPLITS",
+    "VIEWS",
+    "VIEW_CODES",
+    "AdapterError",
+    "BiradsProxy",
+    "MetadataNotFoundError",
+    "MetadataTable",
+    "as_path",
+    "breast_max",
+    "finalize",
+    "find_file",
+    "normalize_birads",
+    "parse_age",
+    "read_table",
+    "split_off_validation",
+    "template_fields",
+]

@@ -8,6 +8,7 @@ import pytest
 
 from mammo_models.data.adapters import REQUIRED_COLUMNS, AdapterError, kaggle_jpeg_path_map
 from mammo_models.data.adapters.cbis_ddsm import convert
+from mammo_models.data.manifest import validate_manifest
 
 MASS_HEADER = (
     "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
@@ -79,6 +80,7 @@ def cbis(tmp_path: Path) -> Path:
 
 def test_labels_are_aggregated_per_breast_and_split_by_patient(cbis: Path) -> None:
     df = convert(cbis)
+    validate_manifest(df)  # the manifest module accepts the rows as they are
 
     assert list(df.columns[: len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
     got = df[["patient_id", "laterality", "view", "malignant", "benign", "split"]]
@@ -113,6 +115,7 @@ def test_film_in_both_collections_is_one_row_preferring_the_mass_series(cbis: Pa
 
 def test_benign_without_callback_can_count_as_negative(cbis: Path) -> None:
     df = convert(cbis, benign_without_callback="negative")
+    validate_manifest(df)  # the manifest module accepts the rows as they are
     p4 = df[df["patient_id"] == "P_00004"]
 
     assert p4["malignant"].tolist() == [0, 0]

@@ -11,6 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mammo_models.data.adapters import REQUIRED_COLUMNS, AdapterError
 from mammo_models.data.adapters.cmmd import convert
+from mammo_models.data.manifest import validate_manifest
 
 MAMMOGRAPHY_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray, presentation
 CLINICAL = pd.DataFrame(
@@ -80,6 +81,7 @@ def cmmd(tmp_path: Path) -> Path:
 
 def test_views_from_dicom_tags_and_labels_from_the_sheet(cmmd: Path) -> None:
     df = convert(cmmd)
+    validate_manifest(df)  # the manifest module accepts the rows as they are
 
     assert list(df.columns[: len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
     series = "07-18-2010-NA-NA-79377/1.000000-NA-70244"

@@ -8,6 +8,7 @@ import pytest
 
 from mammo_models.data.adapters import REQUIRED_COLUMNS, AdapterError
 from mammo_models.data.adapters.inbreast import convert
+from mammo_models.data.manifest import validate_manifest
 
 HEADER = "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads"
 # (file name, patient hash, laterality, view, date, ACR, Bi-Rads); DICOM names use ML for MLO.
@@ -41,6 +42,7 @@ def inbreast(tmp_path: Path) -> Path:
 
 def test_patients_from_dicom_names_and_proxy_labels_per_breast(inbreast: Path) -> None:
     df = convert(inbreast)
+    validate_manifest(df)  # the manifest module accepts the rows as they are
 
     assert list(df.columns[: len(REQUIRED_COLUMNS)]) == list(REQUIRED_COLUMNS)
     assert "split" not in df.columns
