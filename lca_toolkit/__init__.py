@@ -19,6 +19,7 @@ from .errors import (
 from .groups import ParamGroups
 from .lca import LcaConfig, LcaEngine, LcaResult
 from .quadrature import AdaptiveOptions
+from .store import LcaRecord, Run, Runs, RunWriter, StepBlock, open_run, open_runs
 from .tracker import Tracker
 
 __version__ = "0.1.0"
@@ -28,7 +29,14 @@ __all__ = [
     "LcaConfig",
     "LcaEngine",
     "LcaResult",
+    "LcaRecord",
+    "Run",
+    "RunWriter",
+    "Runs",
+    "StepBlock",
     "Tracker",
+    "open_run",
+    "open_runs",
     "GroupError",
     "LcaError",
     "LcaToolkitError",
