@@ -391,7 +391,9 @@ class Runs(Sequence[Run]):
 
     Frames are the runs' frames concatenated with a leading ``run`` column (the store's file name
     without suffix, with parent folders added where two runs would share a name) and, on request,
-    config values as extra columns.
+    config values as extra columns named after the key (``with_config=["seed", "optim.lr"]``);
+    a key that is already a column of the frame (``lr`` in ``steps()``) becomes
+    ``config/<key>``.
     """
 
     def __init__(self, runs: Sequence[Run]) -> None:
@@ -439,7 +441,8 @@ class Runs(Sequence[Run]):
             df = frame_of(run)
             extra: dict[str, Any] = {"run": label}
             for key in with_config:
-                extra[key] = _config_value(run, label, key)
+                column = f"config/{key}" if key in df.columns or key == "run" else key
+                extra[column] = _config_value(run, label, key)
             for pos, (k, v) in enumerate(extra.items()):
                 df.insert(pos, k, [v] * len(df) if not _is_scalar(v) else v)
             frames.append(df)

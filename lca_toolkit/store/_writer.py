@@ -16,8 +16,10 @@ naming the store and the OS error on the next call from the training thread.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # noqa: F401 - its exit hook must be registered before ours
 import importlib.metadata
 import math
 import os
@@ -29,7 +31,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -73,9 +75,11 @@ _OPEN_WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
 def _close_open_writers_at_exit() -> None:
     """Commit what every still-open writer holds when the interpreter exits.
 
-    Registered after ``zarr`` is imported, so it runs before zarr stops its event loop. An
-    uncaught exception marks the run ``failed``; a normal exit without ``close()``
-    ``interrupted``.
+    It must run while zarr can still do I/O: zarr writes through a ``ThreadPoolExecutor`` that
+    ``concurrent.futures`` shuts down in a *threading* exit hook, before ``atexit`` handlers
+    run. So this is registered as a threading exit hook too, after zarr's import registered
+    the executor's, which makes it run first (the hooks run last-registered first). An uncaught
+    exception marks the run ``failed``; a normal exit without ``close()`` ``interrupted``.
     """
     exc = getattr(sys, "last_value", None)
     for writer in list(_OPEN_WRITERS):
@@ -90,7 +94,10 @@ def _close_open_writers_at_exit() -> None:
             print(f"lca_toolkit: could not close run store '{writer.path}': {err}", file=sys.stderr)
 
 
-atexit.register(_close_open_writers_at_exit)
+_register_threading_exit = getattr(threading, "_register_atexit", None)
+if _register_threading_exit is not None:
+    _register_threading_exit(_close_open_writers_at_exit)
+atexit.register(_close_open_writers_at_exit)  # fallback; finds nothing left to close normally
 
 
 class RunWriter:
@@ -663,6 +670,15 @@ class RunWriter:
 
     # ====================================================================== the writer thread
     def _run(self) -> None:
+        # The thread's own event loop writes all arrays of a commit concurrently.
+        self._aio = asyncio.new_event_loop()
+        try:
+            self._serve()
+        finally:
+            self._aio.run_until_complete(self._aio.shutdown_default_executor())
+            self._aio.close()
+
+    def _serve(self) -> None:
         while True:
             timeout = None
             if self._pending_since is not None and self._flush_interval is not None:
@@ -726,22 +742,25 @@ class RunWriter:
         try:
             rows = dict(self._rows)
             update: dict[str, Any] = {}
+            writes: list[Coroutine[Any, Any, None]] = []
             if self._pending_steps:
                 blocks = self._pending_steps
                 cols = {
                     s.name: np.concatenate([getattr(b, s.name) for b in blocks])
                     for s in STEP_ARRAYS
                 }
-                rows["steps"] = self._extend("steps", cols)
+                rows["steps"] = self._extend("steps", cols, writes)
             if self._pending_lca:
                 recs = self._pending_lca
                 cols = {s.name: np.array([getattr(r, s.name) for r in recs]) for s in LCA_ARRAYS}
                 if self._tensor_names is not None:
                     cols[BY_TENSOR.name] = np.stack([r.by_tensor for r in recs])
-                rows["lca"] = self._extend("lca", cols)
+                rows["lca"] = self._extend("lca", cols, writes)
             if self._pending_epochs:
-                rows["epochs"] = self._extend_epochs(self._pending_epochs)
+                rows["epochs"] = self._extend_epochs(self._pending_epochs, writes)
                 update["epoch_metrics"] = list(self._epoch_metrics)
+            if writes:
+                self._aio.run_until_complete(_gather(writes))
             if self._pending_cumulative is not None:
                 arrays, at_step = self._pending_cumulative
                 self._write_cumulative(arrays, at_step)
@@ -771,17 +790,24 @@ class RunWriter:
         self._pending_cumulative, self._pending_attrs = None, {}
         self._pending_rows, self._pending_since = 0, None
 
-    def _extend(self, section: str, cols: Mapping[str, np.ndarray]) -> int:
-        """Resize every array of ``section`` and write the new rows; returns the new count."""
+    def _extend(
+        self,
+        section: str,
+        cols: Mapping[str, np.ndarray],
+        writes: list[Coroutine[Any, Any, None]],
+    ) -> int:
+        """Queue the resize and write of every array of ``section``; returns the new count."""
         n0 = self._rows[section]
         n1 = n0 + len(next(iter(cols.values())))
         for name, data in cols.items():
-            arr = self._arrays[section][name]
-            arr.resize((n1, *arr.shape[1:]))
-            arr[n0:n1] = data
+            writes.append(_grow(self._arrays[section][name], n0, n1, data))
         return n1
 
-    def _extend_epochs(self, rows: list[tuple[int, dict[str, float]]]) -> int:
+    def _extend_epochs(
+        self,
+        rows: list[tuple[int, dict[str, float]]],
+        writes: list[Coroutine[Any, Any, None]],
+    ) -> int:
         n0 = self._rows["epochs"]
         for _, metrics in rows:
             for name in metrics:
@@ -795,7 +821,7 @@ class RunWriter:
         }
         for name in self._epoch_metrics:
             cols[name] = np.array([m.get(name, math.nan) for _, m in rows], dtype=np.float64)
-        return self._extend("epochs", cols)
+        return self._extend("epochs", cols, writes)
 
     def _write_cumulative(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None:
         grp = self._root.require_group(CUMULATIVE_GROUP)
@@ -881,6 +907,21 @@ class RunWriter:
 
 
 # ========================================================================== helpers
+async def _grow(arr: zarr.Array, n0: int, n1: int, data: np.ndarray) -> None:
+    """Resize ``arr`` to ``n1`` rows and write ``data`` into rows ``n0:n1``."""
+    target = arr.async_array
+    await target.resize((n1, *target.shape[1:]))
+    await target.setitem(slice(n0, n1), data)
+
+
+async def _gather(writes: list[Coroutine[Any, Any, None]]) -> None:
+    """Run all writes; the first failure is raised once every write has settled."""
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
 
