@@ -24,7 +24,11 @@ the writer updates only after the data of those rows is on disk.
 from __future__ import annotations
 
 import math
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -166,3 +170,62 @@ def empty_rows(spec: ArraySpec, n_columns: int | None) -> np.ndarray:
     """A zero-row array of the spec's dtype and width (what a store with no rows reads as)."""
     shape = (0,) if spec.columns is None else (0, int(n_columns or 0))
     return np.empty(shape, dtype=spec.dtype)
+
+
+def check_names(names: Sequence[str], what: str) -> list[str]:
+    """``names`` as a list of unique non-empty strings (group or tensor names)."""
+    if isinstance(names, str):
+        raise RecordError(f"{what} must be a sequence of names, got the single string {names!r}")
+    out = list(names)
+    bad = [n for n in out if not isinstance(n, str) or not n]
+    if bad:
+        raise RecordError(f"{what} must be non-empty strings, got {bad}")
+    dupes = sorted(n for n, count in Counter(out).items() if count > 1)
+    if dupes:
+        raise RecordError(f"{what} must be unique, got {dupes} more than once")
+    if what == "groups" and not out:
+        raise RecordError("groups must name at least one group")
+    return out
+
+
+def check_members(members: Mapping[str, Sequence[str]], groups: list[str]) -> dict[str, list[str]]:
+    """``group_members`` with exactly one list of names per group, in group order."""
+    missing = [g for g in groups if g not in members]
+    extra = [g for g in members if g not in groups]
+    if missing or extra:
+        raise RecordError(
+            f"group_members must have one entry per group {groups}; missing {missing}, "
+            f"unknown {extra}"
+        )
+    out: dict[str, list[str]] = {}
+    for g in groups:
+        m = members[g]
+        if isinstance(m, str):
+            raise RecordError(f"group_members[{g!r}] must be a list of names, got {m!r}")
+        out[g] = [str(x) for x in m]
+    return out
+
+
+def jsonable(value: Any, where: str) -> Any:
+    """A JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, paths to strings."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise RecordError(f"{where} has a key {k!r} that is not a string (JSON needs one)")
+            out[k] = jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise RecordError(
+        f"{where} is a {type(value).__name__}, which cannot be stored as JSON; store its name or "
+        "settings (numbers, strings, lists, dicts) instead"
+    )

@@ -60,7 +60,10 @@ from ._schema import (
     SECTIONS,
     STEP_ARRAYS,
     ArraySpec,
+    check_members,
+    check_names,
     check_node_name,
+    jsonable,
     metric_spec,
 )
 
@@ -147,13 +150,13 @@ class RunWriter:
         if not isinstance(path, (str, os.PathLike)):
             raise RecordError(f"path must be a local path (str or os.PathLike), got {path!r}")
         self._path = Path(path)
-        self._groups = _check_names(groups, "groups")
-        self._members = _check_members(group_members, self._groups)
+        self._groups = check_names(groups, "groups")
+        self._members = check_members(group_members, self._groups)
         if isinstance(lr_groups, bool) or not isinstance(lr_groups, int) or lr_groups < 1:
             raise RecordError(f"lr_groups must be an integer >= 1, got {lr_groups!r}")
         self._lr_groups = lr_groups
         self._tensor_names = (
-            None if tensor_names is None else _check_names(tensor_names, "tensor_names")
+            None if tensor_names is None else check_names(tensor_names, "tensor_names")
         )
         if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
             raise RecordError(f"flush_every must be an integer >= 1, got {flush_every!r}")
@@ -162,8 +165,8 @@ class RunWriter:
         self._flush_every = flush_every
         self._flush_interval = flush_interval
         self._allow_gaps = bool(allow_step_gaps)
-        config_json = _jsonable(dict(config or {}), "config")
-        summary_json = _jsonable(dict(model_summary or {}), "model_summary")
+        config_json = jsonable(dict(config or {}), "config")
+        summary_json = jsonable(dict(model_summary or {}), "model_summary")
 
         if mode == "resume":
             self._open_existing()
@@ -543,10 +546,13 @@ class RunWriter:
             raise RecordError(
                 f"update_attrs cannot set {taken}: the store owns these attributes; use other names"
             )
-        self._queue.put(("attrs", {k: _jsonable(v, f"attrs[{k!r}]") for k, v in attrs.items()}))
+        self._queue.put(("attrs", {k: jsonable(v, f"attrs[{k!r}]") for k, v in attrs.items()}))
 
     def flush(self) -> None:
-        """Block until everything queued so far is on disk and committed.
+        """Block until everything queued so far is written and committed.
+
+        Written means handed to the operating system (it survives the process being killed);
+        files are not fsynced, so a power cut may still lose the last commits.
 
         Raises:
             StoreError: a background write failed (naming the store and the OS error).
@@ -578,13 +584,15 @@ class RunWriter:
     @property
     def last_step(self) -> int | None:
         """The last committed step (``None`` for no steps); flushes first, so it blocks."""
-        self.flush()
+        if not self._closed:
+            self.flush()
         return self._last_step
 
     @property
     def rows(self) -> dict[str, int]:
         """Committed row counts per section; flushes first, so it blocks."""
-        self.flush()
+        if not self._closed:
+            self.flush()
         return dict(self._rows)
 
     def close(self, status: Status = "finished", reason: str | None = None) -> None:
@@ -958,60 +966,3 @@ def _is_run_store_or_empty(path: Path) -> bool:
     except StoreError:
         return False
     return True
-
-
-def _check_names(names: Sequence[str], what: str) -> list[str]:
-    if isinstance(names, str):
-        raise RecordError(f"{what} must be a sequence of names, got the single string {names!r}")
-    out = list(names)
-    bad = [n for n in out if not isinstance(n, str) or not n]
-    if bad:
-        raise RecordError(f"{what} must be non-empty strings, got {bad}")
-    dupes = sorted({n for n in out if out.count(n) > 1})
-    if dupes:
-        raise RecordError(f"{what} must be unique, got {dupes} more than once")
-    if what == "groups" and not out:
-        raise RecordError("groups must name at least one group")
-    return out
-
-
-def _check_members(members: Mapping[str, Sequence[str]], groups: list[str]) -> dict[str, list[str]]:
-    missing = [g for g in groups if g not in members]
-    extra = [g for g in members if g not in groups]
-    if missing or extra:
-        raise RecordError(
-            f"group_members must have one entry per group {groups}; missing {missing}, "
-            f"unknown {extra}"
-        )
-    out: dict[str, list[str]] = {}
-    for g in groups:
-        m = members[g]
-        if isinstance(m, str):
-            raise RecordError(f"group_members[{g!r}] must be a list of names, got {m!r}")
-        out[g] = [str(x) for x in m]
-    return out
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """A JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, paths to strings."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), where)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise RecordError(f"{where} has a key {k!r} that is not a string (JSON needs one)")
-            out[k] = _jsonable(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise RecordError(
-        f"{where} is a {type(value).__name__}, which cannot be stored as JSON; store its name or "
-        "settings (numbers, strings, lists, dicts) instead"
-    )
