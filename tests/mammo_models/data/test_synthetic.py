@@ -1,0 +1,153 @@
+"""The synthetic two-view generator: determinism, labels and views, the cue, caching."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo_models.data import (
+    SyntheticConfig,
+    SyntheticDataError,
+    chest_wall_on_left,
+    generate_synthetic,
+    load_synthetic,
+    read_heatmap,
+    read_image,
+)
+
+SMALL = SyntheticConfig(
+    n_patients=6, image_size_cc=(40, 30), image_size_mlo=(44, 28), pixel_scale=0.015, seed=5
+)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _manifest(root: Path) -> pd.DataFrame:
+    return pd.read_csv(root / "manifest.csv")
+
+
+def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
+    generate_synthetic(SMALL, tmp_path / "a")
+    generate_synthetic(SMALL, tmp_path / "b")
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert len(a) == 6 * 2 * 2 + 2  # images + manifest + synthetic.json
+    assert a == b
+    generate_synthetic(dataclasses.replace(SMALL, seed=6), tmp_path / "c")
+    c = _files(tmp_path / "c")
+    assert a.keys() == c.keys()
+    assert sum(a[k] != c[k] for k in a if k.endswith(".png")) == 24
+
+
+def test_labels_views_and_orientation_are_consistent(tmp_path):
+    manifest = load_synthetic(SMALL, tmp_path)
+    images = _manifest(tmp_path)
+    assert len(images) == 24 and len(manifest.breasts) == 12
+    per_breast = images.groupby(["patient_id", "laterality"])
+    assert (per_breast["view"].apply(sorted) == pd.Series([["CC", "MLO"]] * 12).values).all()
+    assert (per_breast[["malignant", "benign"]].nunique() == 1).all().all()
+    assert (images.groupby("patient_id")["split"].nunique() == 1).all()
+    for split, part in manifest.breasts.groupby("split"):  # malignant AUC defined everywhere
+        assert part["malignant"].any(), split
+        assert ((part["malignant"] == 0) & (part["benign"] == 0)).any(), split
+    for row in images.itertuples():
+        img = read_image(tmp_path / row.image_path)
+        assert img.shape == (SMALL.image_size_cc if row.view == "CC" else SMALL.image_size_mlo)
+        assert img.dtype == np.float32 and img.max() > 255  # 16-bit PNG
+        # stored as acquired: left breasts chest wall left, right breasts chest wall right
+        assert chest_wall_on_left(img) == (row.laterality == "L")
+    assert set(images["pixel_scale"]) == {0.015}
+
+
+def test_cue_exists_only_where_configured(tmp_path):
+    always = dataclasses.replace(SMALL, cue_rate_train=(1.0, 0.0), cue_rate_eval=(0.0, 0.0))
+    generate_synthetic(always, tmp_path / "cue")
+    generate_synthetic(dataclasses.replace(always, cue_view=None), tmp_path / "none")
+    generate_synthetic(dataclasses.replace(always, cue_view="CC"), tmp_path / "cc")
+    m = _manifest(tmp_path / "cue")
+    expected = (m["view"] == "MLO") & (m["split"] == "train") & (m["malignant"] == 1)
+    assert expected.any() and (m["cue"] == expected.astype(int)).all()
+    assert (_manifest(tmp_path / "none")["cue"] == 0).all()
+    assert (
+        _manifest(tmp_path / "cc")["cue"]
+        == ((m["view"] == "CC") & expected.shift(-1, fill_value=False)).astype(int)
+    ).all()
+    for row in m.itertuples():
+        with_cue = read_image(tmp_path / "cue" / row.image_path)
+        without = read_image(tmp_path / "none" / row.image_path)
+        diff = with_cue - without
+        if row.cue:
+            # a small, bright patch and nothing else
+            changed = np.abs(diff) > 0
+            assert 0 < changed.sum() <= 25 and diff.max() > 0.2 * 65535
+        else:
+            np.testing.assert_array_equal(with_cue, without)
+
+
+def test_conspicuity_zero_hides_lesions_in_that_view(tmp_path):
+    hidden = dataclasses.replace(SMALL, conspicuity_mlo=0.0, cue_view=None)
+    generate_synthetic(hidden, tmp_path / "with")
+    generate_synthetic(
+        dataclasses.replace(hidden, prevalence_malignant=0.0, prevalence_benign=0.0),
+        tmp_path / "without",
+    )
+    m, none = _manifest(tmp_path / "with"), _manifest(tmp_path / "without")
+    # (every split keeps one malignant breast even at prevalence 0: compare the others)
+    has = (m["malignant"] == 1) | (m["benign"] == 1)
+    lesion_rows = m[has & (none["malignant"] == 0) & (none["benign"] == 0)]
+    assert len(lesion_rows) > 0
+    for row in lesion_rows.itertuples():
+        a = read_image(tmp_path / "with" / row.image_path)
+        b = read_image(tmp_path / "without" / row.image_path)
+        if row.view == "MLO":
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert (a - b).max() > 0.05 * 65535  # the lesion brightens the CC view
+
+
+def test_heatmaps_are_written_in_unit_range_and_mark_lesions(tmp_path):
+    manifest = load_synthetic(dataclasses.replace(SMALL, heatmaps=True), tmp_path)
+    b = manifest.breasts
+    row = b[b["malignant"] == 1].iloc[0]
+    heat = read_heatmap(tmp_path / row["cc_heatmap_malignant_path"])
+    quiet = read_heatmap(tmp_path / row["cc_heatmap_benign_path"]) if row["benign"] == 0 else None
+    assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.max() > 0.3
+    if quiet is not None:
+        assert quiet.max() < 0.2
+
+
+def test_cached_until_the_config_changes(tmp_path):
+    root = tmp_path / "syn"
+    manifest = generate_synthetic(SMALL, root)
+    stamp = (root / "synthetic.json").stat().st_mtime_ns
+    marker = root / "images" / "S00000_L_CC.png"
+    marker.write_bytes(b"touched")  # a regenerated set would overwrite this
+    assert generate_synthetic(SMALL, root) == manifest
+    assert marker.read_bytes() == b"touched"
+    assert (root / "synthetic.json").stat().st_mtime_ns == stamp
+    meta = json.loads((root / "synthetic.json").read_text())
+    assert meta["hash"] == SMALL.hash() and meta["config"]["seed"] == 5
+    changed = dataclasses.replace(SMALL, cue_strength=0.3)
+    generate_synthetic(changed, root)
+    assert marker.read_bytes() != b"touched"
+    assert json.loads((root / "synthetic.json").read_text())["hash"] == changed.hash()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_refuses_a_foreign_directory_and_bad_configs(tmp_path):
+    (tmp_path / "mine.txt").write_text("user data")
+    with pytest.raises(SyntheticDataError, match="not a synthetic data directory"):
+        generate_synthetic(SMALL, tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "user data"
+    with pytest.raises(SyntheticDataError, match="cue_view"):
+        SyntheticConfig(cue_view="LMO")
+    with pytest.raises(SyntheticDataError, match="prevalence_benign"):
+        SyntheticConfig(prevalence_benign=1.5)
