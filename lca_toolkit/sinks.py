@@ -22,6 +22,8 @@ class Sink(Protocol):
     def append_lca(self, record: LcaRecord) -> None: ...
     def append_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
     def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None: ...
+    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None: ...
+    def update_attrs(self, **attrs: Any) -> None: ...
     def flush(self) -> None: ...
     def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None: ...
     def close(self, status: str = "finished", reason: str | None = None) -> None: ...
@@ -36,6 +38,8 @@ class MemorySink:
     lca: list[LcaRecord] = field(default_factory=list)
     epochs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     cumulative: dict[str, np.ndarray] = field(default_factory=dict)
+    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
     status_reason: str | None = None
 
@@ -50,6 +54,12 @@ class MemorySink:
 
     def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None:
         self.cumulative = {k: np.array(v) for k, v in arrays.items()}
+
+    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        self.tables[name] = {k: np.array(v) for k, v in columns.items()}
+
+    def update_attrs(self, **attrs: Any) -> None:
+        self.attrs.update(attrs)
 
     def flush(self) -> None:
         pass

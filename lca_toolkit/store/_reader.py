@@ -35,6 +35,7 @@ from ._schema import (
     SCHEMA_VERSION,
     SECTIONS,
     STEP_ARRAYS,
+    TABLES_GROUP,
     ArraySpec,
     empty_rows,
     metric_spec,
@@ -350,6 +351,30 @@ class Run:
             ) from exc
         names = list(grp.attrs.get("names", []))
         return {name: np.asarray(grp[name][...]) for name in names}
+
+    @property
+    def tables(self) -> list[str]:
+        """Names of the tables the run holds (see :meth:`table`)."""
+        try:
+            grp = zarr.open_group(self._store, path=TABLES_GROUP, mode="r")
+        except FileNotFoundError:
+            return []
+        return sorted(grp.group_keys())
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A table written with ``RunWriter.write_table`` (e.g. ``test_predictions``).
+
+        Raises:
+            StoreError: the run has no table of that name (the message lists the ones it has).
+        """
+        try:
+            grp = zarr.open_group(self._store, path=f"{TABLES_GROUP}/{name}", mode="r")
+        except FileNotFoundError:
+            raise StoreError(
+                f"'{self.path}' has no table {name!r}; it has {self.tables or 'none'}"
+            ) from None
+        columns = list(grp.attrs.get("columns", sorted(grp.array_keys())))
+        return pd.DataFrame({c: np.asarray(grp[c][...]) for c in columns})
 
 
 class _Changed(Exception):

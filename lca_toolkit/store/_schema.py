@@ -40,6 +40,7 @@ SCHEMA_VERSION: int = 1
 SECTIONS: tuple[str, ...] = ("steps", "lca", "epochs")
 
 CUMULATIVE_GROUP = "lca_cumulative"
+TABLES_GROUP = "tables"
 """Sub-group holding the optional cumulative per-parameter LCA arrays."""
 
 STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")

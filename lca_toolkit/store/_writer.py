@@ -59,6 +59,7 @@ from ._schema import (
     SCHEMA_VERSION,
     SECTIONS,
     STEP_ARRAYS,
+    TABLES_GROUP,
     ArraySpec,
     check_members,
     check_names,
@@ -191,6 +192,7 @@ class RunWriter:
         self._pending_lca: list[LcaRecord] = []
         self._pending_epochs: list[tuple[int, dict[str, float]]] = []
         self._pending_cumulative: tuple[dict[str, np.ndarray], int] | None = None
+        self._pending_tables: dict[str, dict[str, np.ndarray]] = {}
         self._pending_attrs: dict[str, Any] = {}
         self._pending_rows = 0
         self._pending_since: float | None = None
@@ -533,6 +535,32 @@ class RunWriter:
             raise RecordError(f"at_step must be an integer, got {at_step!r}")
         self._queue.put(("cumulative", owned, int(at_step)))
 
+    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        """Queue a small table, stored as ``tables/<name>/<column>`` (replacing an older one).
+
+        For per-run results that are not a time series, e.g. the test-set predictions a 3x
+        ensemble averages. Columns are 1-D numeric or boolean arrays of one length; they are copied.
+
+        Raises:
+            RecordError: a bad name, a non-numeric or non-1-D column, or columns of unequal length.
+        """
+        self._check_usable()
+        check_node_name(name, "table")
+        owned: dict[str, np.ndarray] = {}
+        for col, value in columns.items():
+            check_node_name(col, f"column of table {name!r}")
+            arr = np.array(value, copy=True)
+            if arr.ndim != 1 or arr.dtype.kind not in "fiub":
+                raise RecordError(
+                    f"table {name!r}: column {col!r} must be a 1-D numeric array, got "
+                    f"shape {arr.shape} dtype {arr.dtype}"
+                )
+            owned[col] = arr
+        lengths = {c: len(a) for c, a in owned.items()}
+        if len(set(lengths.values())) > 1:
+            raise RecordError(f"table {name!r}: columns have different lengths {lengths}")
+        self._queue.put(("table", name, owned))
+
     def update_attrs(self, **attrs: Any) -> None:
         """Queue extra root attributes (JSON-serialisable), e.g. estimated blending weights.
 
@@ -731,6 +759,8 @@ class RunWriter:
                 self._pending_cumulative = (cmd[1], cmd[2])
             elif kind == "attrs":
                 self._pending_attrs.update(cmd[1])
+            elif kind == "table":
+                self._pending_tables[cmd[1]] = cmd[2]
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
             if self._pending_rows >= self._flush_every:
@@ -773,6 +803,8 @@ class RunWriter:
                 arrays, at_step = self._pending_cumulative
                 self._write_cumulative(arrays, at_step)
                 update["lca_cumulative_at_step"] = at_step
+            for table, columns in self._pending_tables.items():
+                self._write_table(table, columns)
             update.update(self._pending_attrs)
             update["rows"] = rows
             self._root.attrs.update(update)
@@ -795,7 +827,7 @@ class RunWriter:
             self._cumulative_at = self._pending_cumulative[1]
         self._rows = rows
         self._pending_steps, self._pending_lca, self._pending_epochs = [], [], []
-        self._pending_cumulative, self._pending_attrs = None, {}
+        self._pending_cumulative, self._pending_attrs, self._pending_tables = None, {}, {}
         self._pending_rows, self._pending_since = 0, None
 
     def _extend(
@@ -851,6 +883,17 @@ class RunWriter:
                 del grp[name]
                 del self._cumulative_arrays[name]
         grp.attrs.update({"at_step": at_step, "names": list(arrays)})
+
+    def _write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        grp = self._root.require_group(TABLES_GROUP).require_group(name)
+        for col in list(grp.array_keys()):
+            if col not in columns:
+                del grp[col]
+        for col, data in columns.items():
+            arr = grp.create_array(col, shape=data.shape, dtype=data.dtype, overwrite=True)
+            if data.size:
+                arr[...] = data
+        grp.attrs.update({"columns": list(columns)})
 
     def _truncate(self, last_step: int, last_epoch: int | None) -> tuple[int | None, int | None]:
         """Thread side of ``truncate``: publish the smaller counts first, then shrink arrays."""
