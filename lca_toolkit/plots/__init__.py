@@ -1,0 +1,74 @@
+"""Figures and tables from run stores: per-group gradient norms, cumulative LCA, the LCA
+residual, learning curves across runs, learning-rate distributions and test AUC tables.
+
+Every plot takes data (a :class:`~lca_toolkit.store.Run`, a :class:`~lca_toolkit.store.Runs`,
+or store path(s)) and an optional ``ax``, returns the matplotlib ``Figure``, and never touches
+a model or optimizer. Several runs are drawn as their mean with a +/- one std band. Groups keep
+their colour in every figure (``cc`` blue, ``mlo`` orange, ``shared`` green, ``column`` purple,
+``bn_buffers`` grey)::
+
+    from lca_toolkit.plots import plot_grad_norm, plot_cumulative_lca, save_figure
+
+    fig = plot_grad_norm("runs/joint.zarr", smooth_window=50)
+    save_figure(fig, "figs/grad_norm.pdf")
+
+Figures are created without pyplot (no global state); in a notebook, display the returned
+figure or pass ``ax=`` from your own ``plt.subplots()``.
+"""
+
+from ._data import SMOOTH_KINDS, PlotError, aggregate, config_value, labelled_runs, smooth, split_by
+from ._style import (
+    DISPLAY_NAMES,
+    FORMATS,
+    GROUP_COLORS,
+    display_name,
+    group_colors,
+    save_figure,
+)
+from .curves import learning_curve_stats, plot_learning_curves
+from .grad_norm import plot_grad_norm
+from .lca import LCA_YLABEL, cumulative_lca, plot_cumulative_lca
+from .lr_dist import plot_lr_distribution, split_learning_rates
+from .residual import plot_residual, residual_frame
+from .tables import (
+    AucUndefinedWarning,
+    MissingPredictionsWarning,
+    auc_table,
+    ensemble_predictions,
+    safe_auc,
+    to_markdown,
+    write_auc_table,
+)
+
+__all__ = [
+    "DISPLAY_NAMES",
+    "FORMATS",
+    "GROUP_COLORS",
+    "LCA_YLABEL",
+    "SMOOTH_KINDS",
+    "AucUndefinedWarning",
+    "MissingPredictionsWarning",
+    "PlotError",
+    "aggregate",
+    "auc_table",
+    "config_value",
+    "cumulative_lca",
+    "display_name",
+    "ensemble_predictions",
+    "group_colors",
+    "labelled_runs",
+    "learning_curve_stats",
+    "plot_cumulative_lca",
+    "plot_grad_norm",
+    "plot_learning_curves",
+    "plot_lr_distribution",
+    "plot_residual",
+    "residual_frame",
+    "safe_auc",
+    "save_figure",
+    "smooth",
+    "split_by",
+    "split_learning_rates",
+    "to_markdown",
+    "write_auc_table",
+]

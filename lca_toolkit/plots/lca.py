@@ -1,0 +1,135 @@
+"""Cumulative LCA per group against iteration (Wu et al. 2020, Figures 4b, 6b and 7b)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ._data import (
+    PlotError,
+    RunsLike,
+    aggregate,
+    all_nan,
+    check_same_groups,
+    labelled_runs,
+    select_groups,
+)
+from ._style import display_name, draw_series, group_colors, marker_kw, new_figure, root_figure
+
+TOTAL = "total"
+"""Name of the column holding the cumulative actual loss change."""
+
+LCA_YLABEL = "cumulative LCA (negative = helped)"
+
+
+def cumulative_lca(run) -> pd.DataFrame:
+    """Running sums over intervals of each group's LCA and of the actual loss change.
+
+    Args:
+        run: a :class:`~lca_toolkit.store.Run`.
+
+    Returns:
+        ``end_step``, one column per group (``Σ lca/<group>`` over the intervals up to and
+        including that row) and ``total`` (``Σ loss_change``; equals the sum of the group
+        columns plus the summed residual). NaN entries are skipped in the sums.
+    """
+    df = run.lca()
+    out = pd.DataFrame({"end_step": df["end_step"]})
+    for g in run.groups:
+        out[g] = df[f"lca/{g}"].cumsum()
+    out[TOTAL] = df["loss_change"].cumsum()
+    return out
+
+
+def plot_cumulative_lca(
+    data: RunsLike,
+    *,
+    groups: Sequence[str] | None = None,
+    show_total: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (7.0, 4.0),
+) -> Figure:
+    """How much of the loss change each group's movement is responsible for, so far.
+
+    Reads ``lca/end_step``, ``lca/by_group`` (``(n_intervals, G)``), ``lca/loss_start`` and
+    ``lca/loss_end``. The y value at an interval's ``end_step`` is the sum of the group's LCA
+    over all intervals up to it; **negative means the group helped** (its movement lowered the
+    loss on the evaluation subset). The dashed black line is the actual cumulative loss change
+    ``L(end) - L(first start)``, which the groups' curves add up to up to the residual.
+
+    Several runs draw the mean over runs per ``end_step`` with a +/- one std band (ddof=1);
+    they must have the same groups. All-NaN groups are left out.
+
+    Args:
+        data: a run, runs, or run store path(s).
+        groups: groups to draw, in this order; all by default.
+        show_total: also draw the actual cumulative loss change.
+        ax: axes to draw into; a new figure when ``None``.
+        title: figure title; a default names the run(s).
+        figsize: size in inches of a new figure.
+
+    Returns:
+        The figure drawn into.
+
+    Raises:
+        PlotError: unknown group, or a run without LCA intervals.
+        RunMismatchError: several runs with different groups.
+    """
+    runs = labelled_runs(data)
+    all_groups = check_same_groups(runs, "cumulative LCA")
+    chosen = select_groups(groups, all_groups, runs[0][1])
+    frames = []
+    for _, run in runs:
+        df = cumulative_lca(run)
+        if df.empty:
+            raise PlotError(
+                f"run '{run.path}' has no LCA intervals (recorded with lca_every=None?); "
+                "nothing to plot"
+            )
+        frames.append(df)
+    if ax is None:
+        ax = new_figure(figsize).axes[0]
+    colors = group_colors(all_groups)
+    agg = aggregate(frames, "end_step", [*chosen, TOTAL]) if len(frames) > 1 else None
+    markers = marker_kw(max(len(f) for f in frames))
+    ax.axhline(0.0, color="0.6", linewidth=0.8, label="_zero")
+    series = [(g, colors[g], display_name(g), {}) for g in chosen]
+    if show_total:
+        series.append((TOTAL, "black", "actual loss change", {"linestyle": "--"}))
+    for column, color, label, kw in series:
+        if all(all_nan(f[column]) for f in frames):
+            continue
+        if agg is None:
+            draw_series(
+                ax,
+                frames[0]["end_step"],
+                frames[0][column],
+                color=color,
+                label=label,
+                **markers,
+                **kw,
+            )
+        else:
+            draw_series(
+                ax,
+                agg["end_step"],
+                agg[f"{column}/mean"],
+                std=agg[f"{column}/std"],
+                color=color,
+                label=label,
+                **markers,
+                **kw,
+            )
+    ax.set_xlabel("iteration (optimizer step at the end of the LCA interval)")
+    ax.set_ylabel(LCA_YLABEL)
+    if title is None:
+        who = runs[0][0] if len(runs) == 1 else f"mean ± std over {len(runs)} runs"
+        title = f"Cumulative loss change allocation per group — {who}"
+    ax.set_title(title)
+    ax.legend(title="group")
+    ax.grid(True, alpha=0.3)
+    return root_figure(ax)

@@ -1,0 +1,123 @@
+"""Actual loss change against the summed LCA, and the residual, per interval (Figure 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ._data import PlotError, RunsLike, aggregate, labelled_runs
+from ._style import axes_list, draw_series, marker_kw, new_figure, root_figure
+
+COLUMNS: dict[str, tuple[str, str, dict]] = {
+    "loss_change": ("actual loss change L(end) − L(start)", "black", {}),
+    "lca_sum": ("Σ LCA over all groups", "tab:red", {"linestyle": "--"}),
+    "residual": ("residual = actual − Σ LCA", "tab:gray", {}),
+}
+"""Column -> (legend label, colour, line style) of the three series."""
+
+
+def residual_frame(run) -> pd.DataFrame:
+    """Per interval: ``end_step``, ``loss_change``, ``lca_sum`` and ``residual``.
+
+    ``lca_sum`` sums ``lca/<group>`` over every group the run has (``bn_buffers`` included),
+    so ``loss_change == lca_sum + residual`` to float64 rounding.
+    """
+    df = run.lca()
+    lca_columns = [f"lca/{g}" for g in run.groups]
+    return pd.DataFrame(
+        {
+            "end_step": df["end_step"],
+            "loss_change": df["loss_change"],
+            "lca_sum": df[lca_columns].sum(axis=1, skipna=False),
+            "residual": df["residual"],
+        }
+    )
+
+
+def plot_residual(
+    data: RunsLike,
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (7.0, 5.5),
+) -> Figure:
+    """How well the allocation accounts for the loss change: a check on the quadrature.
+
+    Reads ``lca/end_step``, ``lca/loss_start``, ``lca/loss_end``, ``lca/by_group`` and
+    ``lca/residual``. Top panel: the actual loss change of each interval on the evaluation
+    subset, ``L(end) - L(start)``, and the LCA summed over all groups; bottom panel: their
+    difference, the residual. A residual small against the loss change means the per-group
+    numbers can be trusted; a large one calls for a finer quadrature or a smaller ``lca_every``.
+
+    Several runs draw the mean over runs per ``end_step`` with a +/- one std band (ddof=1).
+
+    Args:
+        data: a run, runs, or run store path(s).
+        ax: ``None`` for a new figure with two stacked panels; two axes for the two panels;
+            or one axes to draw all three series into.
+        title: figure title; a default names the run(s).
+        figsize: size in inches of a new figure.
+
+    Returns:
+        The figure drawn into.
+
+    Raises:
+        PlotError: a run without LCA intervals.
+    """
+    runs = labelled_runs(data)
+    frames = []
+    for _, run in runs:
+        df = residual_frame(run)
+        if df.empty:
+            raise PlotError(
+                f"run '{run.path}' has no LCA intervals (recorded with lca_every=None?); "
+                "nothing to plot"
+            )
+        frames.append(df)
+    if ax is None:
+        fig = new_figure(figsize, nrows=2, sharex=True)
+        top, bottom = fig.axes
+    else:
+        axes = [ax] if isinstance(ax, Axes) else list(ax)
+        top, bottom = axes_list(axes, 2, "plot_residual") if len(axes) != 1 else (axes[0],) * 2
+    agg = aggregate(frames, "end_step", list(COLUMNS)) if len(frames) > 1 else None
+    markers = marker_kw(max(len(f) for f in frames))
+    for column, (label, color, kw) in COLUMNS.items():
+        target = bottom if column == "residual" else top
+        if agg is None:
+            draw_series(
+                target,
+                frames[0]["end_step"],
+                frames[0][column],
+                color=color,
+                label=label,
+                **markers,
+                **kw,
+            )
+        else:
+            draw_series(
+                target,
+                agg["end_step"],
+                agg[f"{column}/mean"],
+                std=agg[f"{column}/std"],
+                color=color,
+                label=label,
+                **markers,
+                **kw,
+            )
+    if title is None:
+        who = runs[0][0] if len(runs) == 1 else f"mean ± std over {len(runs)} runs"
+        title = f"LCA completeness per interval — {who}"
+    top.set_title(title)
+    for a in {id(top): top, id(bottom): bottom}.values():
+        a.axhline(0.0, color="0.6", linewidth=0.8, label="_zero")
+        a.grid(True, alpha=0.3)
+        a.legend()
+    bottom.set_xlabel("iteration (optimizer step at the end of the LCA interval)")
+    top.set_ylabel("loss change per interval")
+    if bottom is not top:
+        bottom.set_ylabel("residual")
+    return root_figure(top)
