@@ -24,9 +24,11 @@ def write_store(
     epoch_metrics: Sequence[str] = ("train_loss", "train_auc", "val_loss", "val_auc"),
     config: Mapping[str, Any] | None = None,
     results: Mapping[str, float] | None = None,
+    tables: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     seed: int = 0,
 ) -> Path:
-    """A finished run: random norms (``bn_buffers`` all NaN), consistent LCA, epoch metrics."""
+    """A finished run: random norms (``bn_buffers`` all NaN), consistent LCA, epoch metrics,
+    and the given stored results and tables."""
     rng = np.random.default_rng(seed)
     g = len(groups)
     grad = rng.lognormal(size=(n_steps, g))
@@ -78,6 +80,8 @@ def write_store(
             w.append_epoch(epoch, {m: float(rng.random()) for m in epoch_metrics})
         if results is not None:
             w.update_attrs(results=dict(results))
+        for name, columns in (tables or {}).items():
+            w.write_table(name, columns)
     return path
 
 
@@ -101,6 +105,14 @@ def test_written_store_holds_what_the_plots_read(tmp_path):
     np.testing.assert_allclose(lca["loss_change"], summed + lca["residual"], atol=1e-12)
     assert list(epochs.columns) == ["epoch", "train_loss", "train_auc", "val_loss", "val_auc"]
     assert run.config["experiment"]["variant"] == "joint"
+
+
+def test_written_tables_read_back(tmp_path):
+    cols = {"index": np.array([3, 1, 2]), "malignant_prob": np.array([0.1, 0.9, 0.5])}
+    run = open_run(write_store(tmp_path / "t.zarr", tables={"test_predictions": cols}))
+    df = run.table("test_predictions")
+    np.testing.assert_array_equal(df["index"], [3, 1, 2])
+    np.testing.assert_array_equal(df["malignant_prob"], [0.1, 0.9, 0.5])
 
 
 def test_store_without_lca_has_no_intervals(tmp_path):
