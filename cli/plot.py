@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -29,7 +28,7 @@ from lca_toolkit.plots import (
 )
 from lca_toolkit.plots.curves import AUTO, DEFAULT_METRICS, resolve_group_by
 from lca_toolkit.plots.lr_dist import DEFAULT_PATH as SPLIT_LR_PATH
-from lca_toolkit.plots.tables import RESULT_KEYS, TASKS, read_predictions
+from lca_toolkit.plots.tables import PREDICTIONS, RESULT_KEYS
 from lca_toolkit.store import Run, Runs, open_run
 
 KINDS: tuple[str, ...] = ("grad-norm", "lca", "residual", "curves", "lr-dist", "table")
@@ -39,16 +38,19 @@ STEMS: dict[str, str] = {k: k.replace("-", "_") for k in KINDS}
 """Output file stem of each kind: ``grad-norm`` -> ``grad_norm.png``."""
 
 TITLES: dict[str, str] = {
-    "grad-norm": "Gradient norm per parameter group",
-    "lca": "Cumulative loss change allocation per group",
+    "grad-norm": "Gradient norm per group",
+    "lca": "Cumulative LCA per group",
     "residual": "LCA completeness per interval",
 }
+
+LOSS_METRICS: tuple[str, ...] = ("train_loss", "val_loss")
+"""Learning curves drawn when the stores have no AUC metrics (runs of a user's own job)."""
 
 EXAMPLES = """\b
 Examples:
   lca-plot runs/joint.zarr --out figs
       every figure the store supports: figs/grad_norm.png, lca.png, residual.png, ...
-  lca-plot runs/joint.zarr --out figs --kind grad-norm --smooth 50 --log-y --format pdf
+  lca-plot runs/joint.zarr --out figs --kind grad-norm --smooth 50 --log-y --group cc --group mlo
   lca-plot runs/sweep/*.zarr --out figs --kind curves --group-by experiment.variant
   lca-plot runs/seeds/*.zarr --out tables --kind table --group-by experiment.regularizer
 
@@ -70,15 +72,26 @@ class Options:
     smooth: int | None
     smooth_kind: str
     log_y: bool
+    groups: list[str] | None
+    metrics: list[str] | None
     group_by: str | list[str] | None
     per_run: bool
     inputs: tuple[Path, ...]
 
 
+# ------------------------------------------------------------------ inputs and outputs
 def _open(stores: Sequence[Path]) -> Runs:
-    """Open every store, naming the one at fault in a one-line error."""
+    """Open every store once, naming the one at fault in a one-line error."""
+    seen: dict[Path, Path] = {}
     runs = []
     for path in stores:
+        key = path.resolve()
+        if key in seen:
+            raise click.BadParameter(
+                f"'{path}' is given twice (also as '{seen[key]}'); each run must count once",
+                param_hint="STORE",
+            )
+        seen[key] = path
         try:
             runs.append(open_run(path))
         except LcaToolkitError as exc:
@@ -86,7 +99,7 @@ def _open(stores: Sequence[Path]) -> Runs:
     return Runs(runs)
 
 
-def _check_out(out: Path, stores: Sequence[Path]) -> Path:
+def _check_out(out: Path, stores: Sequence[Path]) -> None:
     """Refuse an output folder that is, or lies inside, one of the input stores."""
     target = out.resolve()
     for store in stores:
@@ -96,10 +109,9 @@ def _check_out(out: Path, stores: Sequence[Path]) -> Path:
                 f"'{out}' is inside the input store '{store}'; write figures elsewhere",
                 param_hint="'--out'",
             )
-    return out
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | Warning | str) -> str:
     return " ".join(str(exc).split())
 
 
@@ -108,20 +120,21 @@ def _slug(text: str) -> str:
 
 
 def _outfile(opts: Options, kind: str, suffix: str | None, taken: set[Path]) -> Path:
-    """``<out>/<stem>[_<suffix>]``, made unique, never one of the inputs."""
+    """``<out>/<stem>[_<suffix>]`` (no extension yet), unique among this call's outputs."""
     stem = STEMS[kind] + ("" if suffix is None else "_" + _slug(suffix))
     path, k = opts.out / stem, 2
     while path in taken:
         path, k = opts.out / f"{stem}-{k}", k + 1
     taken.add(path)
-    resolved = path.resolve()
-    for store in opts.inputs:
-        s = store.resolve()
-        if resolved.with_suffix("." + opts.fmt) == s or s in resolved.parents:
-            raise click.ClickException(f"refusing to write '{path}': it would overwrite '{store}'")
+    for ext in (opts.fmt, "md", "csv"):
+        target = path.with_name(f"{path.name}.{ext}").resolve()
+        for store in opts.inputs:
+            if target == store.resolve():
+                raise click.ClickException(f"refusing to write '{target}': it is the input store")
     return path
 
 
+# ------------------------------------------------------------------ one maker per kind
 def _settings(runs: Runs, opts: Options) -> list[tuple[str | None, str, list[Run]]]:
     """(file suffix, readable name, runs) of every figure of a per-group kind."""
     pairs = list(zip(runs.labels, runs, strict=True))
@@ -136,25 +149,22 @@ def _settings(runs: Runs, opts: Options) -> list[tuple[str | None, str, list[Run
     return out
 
 
-def _title(kind: str, name: str, members: list) -> str:
-    who = name if len(members) == 1 else f"{name}, mean ± std over {len(members)} runs"
-    return f"{TITLES[kind]} — {who}"
-
-
 def _per_group(kind: str, runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
     written = []
     for suffix, name, members in _settings(runs, opts):
-        title = _title(kind, name, members)
+        who = name if len(members) == 1 else f"{name} (mean ± std, {len(members)} runs)"
+        title = f"{TITLES[kind]} — {who}"
         if kind == "grad-norm":
             fig = plot_grad_norm(
                 members,
+                groups=opts.groups,
                 smooth_window=opts.smooth,
                 smooth_kind=opts.smooth_kind,
                 log_y=opts.log_y,
                 title=title,
             )
         elif kind == "lca":
-            fig = plot_cumulative_lca(members, title=title)
+            fig = plot_cumulative_lca(members, groups=opts.groups, title=title)
         else:
             fig = plot_residual(members, title=title)
         path = _outfile(opts, kind, suffix, taken)
@@ -162,29 +172,41 @@ def _per_group(kind: str, runs: Runs, opts: Options, taken: set[Path]) -> list[P
     return written
 
 
+def _curve_metrics(runs: Runs, opts: Options) -> list[str]:
+    """``--metric``, else train/validation AUC, else train/validation loss (what the runs have)."""
+    if opts.metrics:
+        return opts.metrics
+    have = {m for r in runs for m in r.attrs.get("epoch_metrics", [])}
+    for candidates in (DEFAULT_METRICS, LOSS_METRICS):
+        if have & set(candidates):
+            return list(candidates)
+    return list(DEFAULT_METRICS)
+
+
 def _curves(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
-    fig = plot_learning_curves(runs, group_by=opts.group_by)
-    return [save_figure(fig, _outfile(opts, "curves", None, taken), format=opts.fmt, dpi=opts.dpi)]
+    fig = plot_learning_curves(runs, group_by=opts.group_by, metrics=_curve_metrics(runs, opts))
+    path = _outfile(opts, "curves", None, taken)
+    return [save_figure(fig, path, format=opts.fmt, dpi=opts.dpi)]
 
 
 def _lr_dist(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
     fig = plot_lr_distribution(runs)
-    return [save_figure(fig, _outfile(opts, "lr-dist", None, taken), format=opts.fmt, dpi=opts.dpi)]
+    path = _outfile(opts, "lr-dist", None, taken)
+    return [save_figure(fig, path, format=opts.fmt, dpi=opts.dpi)]
 
 
 def _table(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
     group_by = resolve_group_by(list(zip(runs.labels, runs, strict=True)), opts.group_by)
     df = auc_table(runs, group_by=group_by)
-    what = (
-        "all runs"
-        if group_by is None
-        else (group_by if isinstance(group_by, str) else " + ".join(group_by))
-    )
-    md, csv = write_auc_table(df, _outfile(opts, "table", None, taken), title=f"Test AUC by {what}")
-    return [md, csv]
+    if group_by is None:
+        what = "all runs"
+    else:
+        what = group_by if isinstance(group_by, str) else " + ".join(group_by)
+    path = _outfile(opts, "table", None, taken)
+    return list(write_auc_table(df, path, title=f"Test AUC by {what}"))
 
 
-MAKERS: dict[str, Callable[[Any, Options, set[Path]], list[Path]]] = {
+MAKERS: dict[str, Callable[[Runs, Options, set[Path]], list[Path]]] = {
     "grad-norm": lambda runs, o, t: _per_group("grad-norm", runs, o, t),
     "lca": lambda runs, o, t: _per_group("lca", runs, o, t),
     "residual": lambda runs, o, t: _per_group("residual", runs, o, t),
@@ -194,7 +216,7 @@ MAKERS: dict[str, Callable[[Any, Options, set[Path]], list[Path]]] = {
 }
 
 
-def unsupported(kind: str, runs: Runs) -> str | None:
+def unsupported(kind: str, runs: Runs, opts: Options) -> str | None:
     """Why the stores cannot make ``kind``, or ``None`` when they can."""
     if kind == "grad-norm":
         bad = [str(r.path) for r in runs if r.rows.get("steps", 0) == 0]
@@ -206,9 +228,9 @@ def unsupported(kind: str, runs: Runs) -> str | None:
         bad = [str(r.path) for r in runs if r.rows.get("epochs", 0) == 0]
         if bad:
             return f"{bad} have no epoch metrics"
-        metrics = {m for r in runs for m in r.attrs.get("epoch_metrics", [])}
-        if not metrics & set(DEFAULT_METRICS):
-            return f"no store has the epoch metrics {list(DEFAULT_METRICS)}"
+        metrics = _curve_metrics(runs, opts)
+        if not {m for r in runs for m in r.attrs.get("epoch_metrics", [])} & set(metrics):
+            return f"no store has the epoch metrics {metrics}"
         return None
     if kind == "lr-dist":
         missing = object()
@@ -219,13 +241,14 @@ def unsupported(kind: str, runs: Runs) -> str | None:
         bad = [
             str(r.path)
             for r in runs
-            if read_predictions(r, TASKS) is None
+            if PREDICTIONS not in r.tables
             and RESULT_KEYS["malignant"] not in (r.attrs.get("results") or {})
         ]
         return f"{bad} have neither test predictions nor stored test results" if bad else None
-    raise AssertionError(kind)
+    raise AssertionError(f"unknown kind {kind!r}")
 
 
+# ------------------------------------------------------------------ the command
 @click.command(
     epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -260,6 +283,7 @@ def unsupported(kind: str, runs: Runs) -> str | None:
     "--smooth",
     type=click.IntRange(min=1),
     default=None,
+    metavar="N",
     help="grad-norm: smooth over N steps (see --smooth-kind); raw series shown faintly.",
 )
 @click.option(
@@ -270,6 +294,21 @@ def unsupported(kind: str, runs: Runs) -> str | None:
     help="ema: exponential moving average with span N; rolling: trailing mean of N steps.",
 )
 @click.option("--log-y", is_flag=True, help="grad-norm: logarithmic y axis.")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="grad-norm, lca: draw only this parameter group; repeat for several (default: all).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME",
+    help="curves: epoch metric to draw; repeat for several (default: train_auc and val_auc, "
+    "or train_loss and val_loss when no store has AUCs).",
+)
 @click.option(
     "--group-by",
     "group_by",
@@ -298,6 +337,8 @@ def main(
     smooth: int | None,
     smooth_kind: str,
     log_y: bool,
+    groups: tuple[str, ...],
+    metrics: tuple[str, ...],
     group_by: tuple[str, ...],
     per_run: bool,
     dpi: int,
@@ -314,6 +355,8 @@ def main(
         smooth=smooth,
         smooth_kind=smooth_kind,
         log_y=log_y,
+        groups=list(groups) or None,
+        metrics=list(metrics) or None,
         group_by=(group_by[0] if len(group_by) == 1 else list(group_by)) if group_by else AUTO,
         per_run=per_run,
         inputs=stores,
@@ -326,13 +369,13 @@ def main(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for kind in todo:
-                reason = unsupported(kind, runs)
+                reason = unsupported(kind, runs, opts)
                 if reason is not None:
                     if explicit:
                         raise click.ClickException(f"cannot make {kind}: {reason}")
                     click.echo(f"skipped {kind}: {reason}", err=True)
                     continue
-                opts.out.mkdir(parents=True, exist_ok=True)
+                out.mkdir(parents=True, exist_ok=True)
                 written += MAKERS[kind](runs, opts, taken)
         for w in caught:
             click.echo(f"warning: {_one_line(w.message)}", err=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ._data import (
     PlotError,
@@ -140,6 +141,7 @@ def plot_grad_norm(
         what = "EMA, span" if smooth_kind == "ema" else "rolling mean over"
         ylabel += f" ({what} {smooth_window} steps)"
     ax.set_xlabel("iteration (optimizer step)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
@@ -150,9 +152,9 @@ def plot_grad_norm(
 
 
 def _title(metric: str, runs: list) -> str:
-    name = {"grad_norm": "Gradient norm", "rel_sq_norm": "Relative squared gradient norm"}.get(
+    name = {"grad_norm": "Gradient norm", "rel_sq_norm": "Relative squared norm"}.get(
         metric, "Update norm"
     )
     if len(runs) == 1:
-        return f"{name} per parameter group — {runs[0][0]}"
-    return f"{name} per parameter group — mean ± std over {len(runs)} runs"
+        return f"{name} per group — {runs[0][0]}"
+    return f"{name} per group — mean ± std, {len(runs)} runs"

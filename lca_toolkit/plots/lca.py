@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ._data import (
     PlotError,
@@ -125,10 +126,11 @@ def plot_cumulative_lca(
                 **kw,
             )
     ax.set_xlabel("iteration (optimizer step at the end of the LCA interval)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(LCA_YLABEL)
     if title is None:
-        who = runs[0][0] if len(runs) == 1 else f"mean ± std over {len(runs)} runs"
-        title = f"Cumulative loss change allocation per group — {who}"
+        who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
+        title = f"Cumulative LCA per group — {who}"
     ax.set_title(title)
     ax.legend(title="group")
     ax.grid(True, alpha=0.3)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ._data import PlotError, RunsLike, aggregate, labelled_runs
 from ._style import axes_list, draw_series, marker_kw, new_figure, root_figure
@@ -109,7 +110,7 @@ def plot_residual(
                 **kw,
             )
     if title is None:
-        who = runs[0][0] if len(runs) == 1 else f"mean ± std over {len(runs)} runs"
+        who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
         title = f"LCA completeness per interval — {who}"
     top.set_title(title)
     for a in {id(top): top, id(bottom): bottom}.values():
@@ -117,6 +118,7 @@ def plot_residual(
         a.grid(True, alpha=0.3)
         a.legend()
     bottom.set_xlabel("iteration (optimizer step at the end of the LCA interval)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     top.set_ylabel("loss change per interval")
     if bottom is not top:
         bottom.set_ylabel("residual")

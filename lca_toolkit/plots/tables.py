@@ -83,6 +83,9 @@ def read_predictions(
     reader = getattr(run, "table", None)
     if reader is None:
         return None
+    names = getattr(run, "tables", None)
+    if names is not None and table not in names:
+        return None
     try:
         df = reader(table)
     except (LcaToolkitError, KeyError, FileNotFoundError):

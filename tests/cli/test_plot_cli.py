@@ -224,3 +224,27 @@ def test_unsupported_kind_and_bad_group_by(sweep, tmp_path):
     assert result.exit_code == 0, result.output
     assert "skipped lca" in result.output
     assert (tmp_path / "o2" / "grad_norm.png").is_file()
+
+
+def test_groups_metrics_and_loss_curves_for_generic_runs(tmp_path):
+    path = stores.write_store(
+        tmp_path / "job.zarr",
+        groups=["audio", "image", "head"],
+        n_steps=6,
+        lca_every=3,
+        n_epochs=2,
+        epoch_metrics=("train_loss", "val_loss"),
+    )
+    result = run_cli(
+        path, "-o", tmp_path / "o", "-k", "grad-norm", "-k", "curves", "--group", "image"
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["curves.png", "grad_norm.png"]
+    result = run_cli(path, "-o", tmp_path / "o", "-k", "grad-norm", "--group", "cc")
+    assert_clean_error(result, "['cc']", str(path))
+    result = run_cli(path, "-o", tmp_path / "o", "-k", "curves", "--metric", "val_auc")
+    assert_clean_error(result, "val_auc")
+
+
+def test_a_store_given_twice(sweep, tmp_path):
+    assert_clean_error(run_cli(sweep[0], sweep[0], "--out", tmp_path), str(sweep[0]), "twice")
