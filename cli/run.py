@@ -1,0 +1,528 @@
+"""``lca-run``: train with gradient-norm and LCA recording (mammography experiments, your own jobs, sweeps).
+
+Thin on purpose: parse, build the config dataclasses, call ``mammo_models.training`` or
+``lca_toolkit.job``, print, exit. Every expected failure becomes one line naming the bad input and
+a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lca_toolkit import LcaToolkitError
+from lca_toolkit.job import JobError, load_job, run_job
+from lca_toolkit.quadrature import RULE_NAMES
+from mammo_models import VARIANTS, CheckpointError
+from mammo_models.data import MammoDataError
+from mammo_models.training import (
+    REGULARIZERS,
+    TRAIN_PRESETS,
+    ConfigError,
+    DataSource,
+    Experiment,
+    ExperimentConfig,
+    RecordConfig,
+    RegularizerConfig,
+    ResumeError,
+    summary_lines,
+)
+from mammo_models.training.checkpoint import CheckpointNotFoundError
+from mammo_models.training.sweep import SWEEP_KINDS, SweepSpec, parse_seeds, run_sweep
+
+EXPECTED_ERRORS = (
+    ConfigError,
+    ResumeError,
+    LcaToolkitError,
+    MammoDataError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    JobError,
+    ValueError,
+    OSError,
+)
+
+
+def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the expected errors into one clear line and exit code 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; continue with --resume", err=True)
+            sys.exit(130)
+        except EXPECTED_ERRORS as exc:
+            raise click.ClickException(
+                str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+            ) from None
+
+    return wrapper
+
+
+def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
+    """Fail before any training when the output cannot be written or would overwrite a store."""
+    if path.exists() and not (resume or overwrite):
+        raise click.BadParameter(
+            f"{path} already exists; pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --out",
+            param_hint="--out",
+        )
+    if resume and not path.exists():
+        raise click.BadParameter(f"--resume: no run store at {path}", param_hint="--out")
+    parent = path.parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise click.BadParameter(
+            f"cannot write under {existing} (not a writable directory)", param_hint="--out"
+        )
+
+
+def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by ``lca-run mammo`` and ``lca-run sweep``."""
+    options = [
+        click.option(
+            "--model",
+            "variant",
+            type=click.Choice(VARIANTS),
+            default="joint",
+            show_default=True,
+            help="Model variant (paper section 4 and 6.1).",
+        ),
+        click.option(
+            "--regularizer",
+            type=click.Choice(REGULARIZERS),
+            default="none",
+            show_default=True,
+            help="Regulariser of the Joint ResNet (section 6.2).",
+        ),
+        click.option(
+            "--data",
+            "data_kind",
+            type=click.Choice(["synthetic", "manifest"]),
+            default="synthetic",
+            show_default=True,
+            help="The bundled synthetic testbed or your --manifest.",
+        ),
+        click.option(
+            "--manifest",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="CSV/Parquet manifest, one row per image (see README).",
+        ),
+        click.option(
+            "--data-root",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Directory the manifest's image paths are relative to [default: the manifest's folder].",
+        ),
+        click.option(
+            "--synthetic-root",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("data/synthetic"),
+            show_default=True,
+            help="Cache of the generated synthetic data.",
+        ),
+        click.option(
+            "--heatmaps",
+            is_flag=True,
+            help="Feed the benign/malignant heatmap channels (3 inputs).",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(list(TRAIN_PRESETS)),
+            default="demo",
+            show_default=True,
+            help="tiny (tests, seconds), demo (2 CPU cores, minutes), paper (full resolution, GPU).",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1e-4,
+            show_default=True,
+            help="Adam learning rate (the base rate for split_lr).",
+        ),
+        click.option(
+            "--epochs", type=click.IntRange(min=1), help="Epochs [default: the preset's]."
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=4,
+            show_default=True,
+            help="Batch size.",
+        ),
+        click.option(
+            "--lca-every",
+            type=click.IntRange(min=1),
+            help="Optimizer steps between LCA snapshots [default: the preset's].",
+        ),
+        click.option(
+            "--lca-subset",
+            type=click.IntRange(min=2),
+            help="Breasts in the fixed LCA subset [default: the preset's].",
+        ),
+        click.option("--no-lca", is_flag=True, help="Record gradient norms only."),
+        click.option(
+            "--quadrature",
+            type=click.Choice(RULE_NAMES),
+            default="simpson",
+            show_default=True,
+            help="LCA quadrature rule.",
+        ),
+        click.option(
+            "--dropout",
+            nargs=2,
+            type=click.FloatRange(0, 1, max_open=True),
+            metavar="P_CC P_MLO",
+            help="Modality Dropout rates (with --regularizer modality_dropout).",
+        ),
+        click.option(
+            "--dropout-scaling",
+            type=click.Choice(["none", "inverted"]),
+            default="none",
+            show_default=True,
+            help="Scale kept views by 1/keep-rate (inverted) or not (the paper).",
+        ),
+        click.option(
+            "--alphas",
+            nargs=3,
+            type=click.FloatRange(-1, 1),
+            metavar="A_CC A_MLO A_SHARED",
+            help="Split Learning Rates exponents: lr * 10**alpha [default: sampled from U[-1, 1]].",
+        ),
+        click.option(
+            "--pretrained-cc",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="best.pt of a uni_cc run (Pretraining).",
+        ),
+        click.option(
+            "--pretrained-mlo",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="best.pt of a uni_mlo run (Pretraining).",
+        ),
+        click.option(
+            "--blend-weights",
+            nargs=3,
+            type=click.FloatRange(min=0),
+            metavar="W_JOINT W_CC W_MLO",
+            help="Gradient Blending weights [default: estimated first, appendix C].",
+        ),
+        click.option(
+            "--blend-metric",
+            type=click.Choice(["loss", "auc"]),
+            default="loss",
+            show_default=True,
+            help="Metric of the Gradient Blending estimation.",
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="DataLoader workers.",
+        ),
+        click.option(
+            "--max-steps",
+            type=click.IntRange(min=1),
+            help="Stop after N optimizer steps (quick checks).",
+        ),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
+    """The ExperimentConfig the options describe."""
+    if o["data_kind"] == "manifest" and o["manifest"] is None:
+        raise click.BadParameter("--data manifest needs --manifest FILE", param_hint="--manifest")
+    if o["manifest"] is not None and o["data_kind"] != "manifest":
+        o["data_kind"] = "manifest"
+    pretrained = None
+    if o["pretrained_cc"] or o["pretrained_mlo"]:
+        if not (o["pretrained_cc"] and o["pretrained_mlo"]):
+            raise click.BadParameter(
+                "give both --pretrained-cc and --pretrained-mlo", param_hint="--pretrained-cc"
+            )
+        pretrained = (o["pretrained_cc"], o["pretrained_mlo"])
+    alphas = dict(zip(("cc", "mlo", "shared"), o["alphas"], strict=True)) if o["alphas"] else None
+    return ExperimentConfig(
+        out=out,
+        variant=o["variant"],
+        regularizer=o["regularizer"],
+        preset=o["preset"],
+        lr=o["lr"],
+        epochs=o["epochs"],
+        batch_size=o["batch_size"],
+        seed=seed,
+        device=o["device"],
+        num_workers=o["workers"],
+        max_steps=o["max_steps"],
+        data=DataSource(
+            kind=o["data_kind"],
+            manifest=o["manifest"],
+            data_root=o["data_root"],
+            synthetic_root=o["synthetic_root"],
+            heatmaps=o["heatmaps"],
+        ),
+        record=RecordConfig(
+            lca=not o["no_lca"],
+            lca_every=o["lca_every"],
+            lca_subset=o["lca_subset"],
+            quadrature=o["quadrature"],
+        ),
+        regularizers=RegularizerConfig(
+            modality_dropout=tuple(o["dropout"]) if o["dropout"] else None,
+            dropout_scaling=o["dropout_scaling"],
+            split_lr_alphas=alphas,
+            pretrained=pretrained,
+            blend_weights=tuple(o["blend_weights"]) if o["blend_weights"] else None,
+            blend_metric=o["blend_metric"],
+        ),
+    )
+
+
+def _replace_store(out: Path) -> None:
+    import shutil
+
+    from lca_toolkit.store._writer import _is_run_store_or_empty
+
+    if out.exists():
+        if not _is_run_store_or_empty(out):
+            raise click.BadParameter(
+                f"--overwrite: {out} is not a run store; refusing to delete it", param_hint="--out"
+            )
+        shutil.rmtree(out)
+    shutil.rmtree(Path(f"{out}.ckpt"), ignore_errors=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lca-toolkit")
+def main() -> None:
+    """Train with per-group gradient norms and step-k LCA recorded into a zarr run store.
+
+    \b
+    Examples:
+      lca-run mammo --model joint --preset demo --out runs/joint.zarr
+      lca-run job examples/user_job.py:make_job --out runs/job.zarr --lca-every 20
+      lca-run sweep --kind lr --model uni_cc --n 10 --out runs/uni_cc_lr
+    """
+
+
+@main.command("mammo")
+@common_training_options
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Training seed."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=True, path_type=Path),
+    required=True,
+    help="Run store to write (.zarr).",
+)
+@click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
+@fail_cleanly
+def mammo(out: Path, seed: int, resume: bool, overwrite: bool, quiet: bool, **options: Any) -> None:
+    """Train one of the paper's models on the synthetic testbed or your manifest.
+
+    \b
+    Examples:
+      lca-run mammo --model joint --preset demo --out runs/joint.zarr
+      lca-run mammo --model shared --data manifest --manifest data/manifest.csv --preset paper \\
+          --device cuda --out runs/shared.zarr
+      lca-run mammo --regularizer modality_dropout --dropout 0.3 0.6 --out runs/md.zarr
+      lca-run mammo --out runs/joint.zarr --resume
+    """
+    if resume and overwrite:
+        raise click.BadParameter(
+            "--resume and --overwrite exclude each other", param_hint="--resume"
+        )
+    check_output(out, resume=resume, overwrite=overwrite)
+    config = build_config(out, seed, **options)
+    if overwrite:
+        _replace_store(out)
+    result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()
+    click.echo("\n".join(summary_lines(result)))
+
+
+@main.command("job")
+@click.argument("job_spec", metavar="MODULE:FUNCTION")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Run store to write (.zarr)."
+)
+@click.option(
+    "--lca-every",
+    type=click.IntRange(min=1),
+    help="Optimizer steps between LCA snapshots (off when not given).",
+)
+@click.option(
+    "--quadrature",
+    type=click.Choice(RULE_NAMES),
+    default="simpson",
+    show_default=True,
+    help="LCA quadrature rule.",
+)
+@click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument for the job function (repeatable).",
+)
+@click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
+@fail_cleanly
+def job(
+    job_spec: str,
+    out: Path,
+    lca_every: int | None,
+    quadrature: str,
+    args: tuple[str, ...],
+    resume: bool,
+    overwrite: bool,
+) -> None:
+    """Run your own training job with recording.
+
+    MODULE:FUNCTION names a function returning an lca_toolkit.job.Job (model, per-sample loss,
+    optimizer, training batches, evaluation batches, groups); MODULE may also be a path to a .py file.
+
+    \b
+    Example:
+      lca-run job examples/user_job.py:make_job --out runs/job.zarr --lca-every 20 --arg epochs=2
+    """
+    check_output(out, resume=resume, overwrite=overwrite)
+    kwargs = {}
+    for item in args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--arg")
+        kwargs[key] = _parse_value(value)
+    module, _, func = job_spec.rpartition(":")
+    search = None
+    if module.endswith(".py"):
+        path = Path(module)
+        if not path.is_file():
+            raise click.BadParameter(f"no file {path}", param_hint="MODULE:FUNCTION")
+        search, module = path.parent, path.stem
+    loaded = load_job(f"{module}:{func}", kwargs, search_path=search)
+    if overwrite:
+        _replace_store(out)
+
+    def progress(epoch: int, step: int, loss: float) -> None:
+        click.echo(f"epoch {epoch + 1}/{loaded.epochs}: step {step}, last loss {loss:.4f}")
+
+    result = run_job(
+        loaded, out, lca_every=lca_every, quadrature=quadrature, resume=resume, progress=progress
+    )
+    click.echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+@main.command("sweep")
+@common_training_options
+@click.option(
+    "--kind",
+    type=click.Choice(SWEEP_KINDS),
+    required=True,
+    help="lr (log-uniform), seed, dropout (Modality Dropout rates), split_lr (alphas).",
+)
+@click.option(
+    "--n",
+    "n_settings",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Sampled settings.",
+)
+@click.option(
+    "--seeds", default="0", show_default=True, help="Training seeds per setting, e.g. 0,1,2 or 0-2."
+)
+@click.option(
+    "--lr-range",
+    nargs=2,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="LOW HIGH",
+    help="Range of an lr sweep [default: uni-view 1e-5 3e-3, variants 1e-5 1e-3].",
+)
+@click.option(
+    "--sweep-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the sampled settings.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the run stores and index.csv.",
+)
+@fail_cleanly
+def sweep(
+    kind: str,
+    n_settings: int,
+    seeds: str,
+    lr_range: tuple[float, float] | None,
+    sweep_seed: int,
+    out: Path,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Many runs: learning rates, seeds, Modality Dropout rates or Split Learning Rates.
+
+    Writes OUT/<run>.zarr per run and OUT/index.csv; running the same command again continues an
+    interrupted sweep (finished runs are skipped).
+
+    \b
+    Examples:
+      lca-run sweep --kind lr --model uni_cc --n 10 --out runs/uni_cc_lr
+      lca-run sweep --kind seed --model shared --seeds 0-2 --out runs/shared
+      lca-run sweep --kind dropout --lr 1e-4 --n 10 --out runs/modality_dropout
+    """
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is a file, not a directory", param_hint="--out")
+    spec = SweepSpec(
+        kind=kind, n=n_settings, seeds=parse_seeds(seeds), lr_range=lr_range, sweep_seed=sweep_seed
+    )
+    base = build_config(out / "base.zarr", spec.seeds[0], **options)
+
+    def run_one(config: ExperimentConfig, resume: bool) -> None:
+        if not resume and config.out.exists():
+            _replace_store(config.out)  # an unfinished run without a checkpoint starts over
+        result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()
+        click.echo("  " + "\n  ".join(summary_lines(result)))
+
+    index = run_sweep(base, spec, out, run_one, echo=click.echo)
+    failed = index[index["status"] != "finished"]
+    click.echo(f"sweep index: {out / 'index.csv'} ({len(index)} runs, {len(failed)} not finished)")
+    if len(failed):
+        raise click.ClickException(
+            f"{len(failed)} run(s) did not finish: {', '.join(failed['run'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Run a user's own training job with recording: the contract behind ``lca-run job MODULE:FUNCTION``.
+
+The function named on the command line takes no arguments (or keyword arguments given with
+``--arg key=value``) and returns a :class:`Job`::
+
+    def make_job() -> Job:
+        model = MyNet()
+        return Job(
+            model=model,
+            loss_fn=lambda m, batch: F.cross_entropy(m(batch["x"]), batch["y"], reduction="none"),
+            optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+            train_batches=train_loader,     # one epoch; iterated once per epoch
+            eval_batches=fixed_subset,      # the LCA subset E: same batches, same order, every time
+            groups={"encoder": "encoder.", "head": "head."},
+            epochs=3,
+        )
+
+The runner moves each batch to the model's device, trains with ``loss_fn(model, batch).mean()``,
+records gradient norms every step and LCA every ``lca_every`` steps into the store, checkpoints
+at every epoch end and resumes from there (``resume=True``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._batches import move_to
+from .errors import LcaToolkitError
+from .groups import ParamGroups
+from .tracker import Tracker
+
+
+class JobError(LcaToolkitError, ValueError):
+    """The job function cannot be found or returned something that is not a usable Job."""
+
+
+@dataclass
+class Job:
+    """A training job the toolkit can run and record.
+
+    Attributes:
+        model: the model (already on the device it should train on).
+        loss_fn: ``loss_fn(model, batch)`` -> 1-D tensor of per-sample losses.
+        optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
+        train_batches: the batches of one epoch (re-iterable: a list or a DataLoader).
+        eval_batches: the fixed LCA subset E (re-iterable, same order every pass).
+        groups: parameter groups (``ParamGroups``, a name -> prefixes mapping, or ``None`` for
+            the model's top-level children).
+        epochs: passes over ``train_batches``.
+        config: anything JSON-serialisable to store with the run.
+    """
+
+    model: nn.Module
+    loss_fn: Callable[[nn.Module, Any], Tensor]
+    optimizer: torch.optim.Optimizer
+    train_batches: Iterable[Any]
+    eval_batches: Iterable[Any] | None = None
+    groups: ParamGroups | Mapping[str, str | Sequence[str]] | None = None
+    epochs: int = 1
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_job(
+    spec: str, kwargs: Mapping[str, Any] | None = None, search_path: str | os.PathLike | None = None
+) -> Job:
+    """Import ``module:function`` (the current directory is importable) and call it.
+
+    Raises:
+        JobError: bad spec, module or function not found, or the result is not a :class:`Job`.
+    """
+    module_name, sep, func_name = spec.partition(":")
+    if not sep or not module_name or not func_name:
+        raise JobError(f"job {spec!r} must look like MODULE:FUNCTION (e.g. my_job:make_job)")
+    path = str(Path(search_path or os.getcwd()).resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise JobError(f"job {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise JobError(f"job {spec!r}: module {module_name!r} has no function {func_name!r}")
+    kwargs = dict(kwargs or {})
+    try:
+        inspect.signature(func).bind(**kwargs)
+    except TypeError as exc:
+        raise JobError(
+            f"job {spec!r}: arguments {sorted(kwargs)} do not fit {func_name}{inspect.signature(func)}: {exc}"
+        ) from None
+    job = func(**kwargs)
+    if not isinstance(job, Job):
+        raise JobError(f"job {spec!r} returned {type(job).__name__}, expected lca_toolkit.job.Job")
+    if not isinstance(job.epochs, int) or job.epochs < 1:
+        raise JobError(f"job {spec!r}: epochs must be a positive integer, got {job.epochs!r}")
+    return job
+
+
+@dataclass
+class JobResult:
+    """Summary of a finished job run."""
+
+    store: Path
+    steps: int
+    epochs: int
+    final_loss: float
+
+
+def run_job(
+    job: Job,
+    store: str | os.PathLike[str],
+    *,
+    lca_every: int | None = None,
+    quadrature: str = "simpson",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> JobResult:
+    """Train ``job`` with a Tracker writing ``store``; checkpoints go to ``<store>.ckpt/last.pt``.
+
+    Args:
+        job: the job.
+        store: run store path.
+        lca_every: k (``None``: gradient norms only). Needs ``job.eval_batches``.
+        quadrature: LCA rule.
+        resume: continue from the last epoch checkpoint and the existing store.
+        overwrite: replace an existing store.
+        progress: called as ``progress(epoch, step, loss)`` after every epoch.
+    """
+    store = Path(store)
+    ckpt = Path(f"{store}.ckpt") / "last.pt"
+    if lca_every is not None and job.eval_batches is None:
+        raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
+    device = next(job.model.parameters()).device
+    mode = "resume" if resume else ("overwrite" if overwrite else "create")
+    tracker = Tracker(
+        job.model,
+        job.groups,
+        optimizer=job.optimizer,
+        store=store,
+        store_mode=mode,
+        loss_fn=job.loss_fn if lca_every else None,
+        eval_batches=job.eval_batches if lca_every else None,
+        lca_every=lca_every,
+        quadrature=quadrature,
+        config={"job": dict(job.config)},
+    )
+    start_epoch = 0
+    with tracker:
+        if resume:
+            if not ckpt.is_file():
+                raise JobError(f"--resume: no checkpoint at {ckpt}")
+            state = torch.load(ckpt, map_location=device, weights_only=False)
+            job.model.load_state_dict(state["model"])
+            job.optimizer.load_state_dict(state["optimizer"])
+            tracker.load_state_dict(state["tracker"])
+            torch.set_rng_state(state["rng"])
+            start_epoch = state["epoch"]
+        loss_value = math.nan
+        for epoch in range(start_epoch, job.epochs):
+            job.model.train()
+            for batch in job.train_batches:
+                batch = move_to(batch, device)
+                job.optimizer.zero_grad(set_to_none=True)
+                loss = job.loss_fn(job.model, batch).mean()
+                loss.backward()
+                tracker.after_backward(loss)
+                job.optimizer.step()
+                tracker.after_step()
+            loss_value = float(loss.detach()) if tracker.step else math.nan
+            tracker.log_epoch(epoch, {"train_loss_last": loss_value})
+            state = {
+                "model": job.model.state_dict(),
+                "optimizer": job.optimizer.state_dict(),
+                "tracker": tracker.state_dict(),
+                "rng": torch.get_rng_state(),
+                "epoch": epoch + 1,
+            }
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, ckpt)
+            if progress is not None:
+                progress(epoch, tracker.step, loss_value)
+    return JobResult(store=store, steps=tracker.step, epochs=job.epochs, final_loss=loss_value)

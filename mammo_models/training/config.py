@@ -1,0 +1,239 @@
+"""Configuration of one mammography training run, and the named presets.
+
+One dataclass per concern, composed into :class:`ExperimentConfig`; the command line fills it in
+and the run stores it (as JSON) in the store's ``config.experiment`` attribute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..variants import VARIANTS
+
+REGULARIZERS: tuple[str, ...] = (
+    "none",
+    "pretraining",
+    "modality_dropout",
+    "split_lr",
+    "gradient_blending",
+)
+
+
+class ConfigError(ValueError):
+    """An experiment option has a bad value; the message names the option."""
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    """Training-side settings of a named preset (the data side lives in ``mammo_models.data``).
+
+    Attributes:
+        name: ``tiny``, ``demo`` or ``paper``.
+        epochs: default epochs (the paper: 100; Modality Dropout 150; Pretraining 50).
+        lca_every: k, optimizer steps between LCA snapshots (the paper: 60).
+        lca_subset: breasts in the fixed LCA evaluation subset E, drawn once from the training
+            set with the epoch's prevalence (the paper: 970 exams, 10% of an epoch).
+        eval_batch_size: batch size of evaluation and LCA passes.
+        tta: test-time augmentations per breast (the paper: 10).
+        blend_epochs: epochs of each model of the Gradient Blending estimation phase.
+        checkpoint_every: optimizer steps between mid-epoch checkpoints (0: at epoch ends only).
+    """
+
+    name: str
+    epochs: int
+    lca_every: int
+    lca_subset: int
+    eval_batch_size: int
+    tta: int = 10
+    blend_epochs: int = 4
+    checkpoint_every: int = 0
+
+    def epochs_for(self, regularizer: str) -> int:
+        """The paper trains Modality Dropout 1.5x and Pretraining 0.5x as long as the baseline."""
+        factor = {"modality_dropout": 1.5, "pretraining": 0.5}.get(regularizer, 1.0)
+        return max(1, math.ceil(self.epochs * factor))
+
+
+TRAIN_PRESETS: dict[str, TrainPreset] = {
+    "tiny": TrainPreset(
+        "tiny", epochs=2, lca_every=3, lca_subset=8, eval_batch_size=8, tta=2, blend_epochs=2
+    ),
+    "demo": TrainPreset(
+        "demo", epochs=12, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=4
+    ),
+    "paper": TrainPreset(
+        "paper",
+        epochs=100,
+        lca_every=60,
+        lca_subset=970,
+        eval_batch_size=4,
+        tta=10,
+        blend_epochs=100,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the breasts come from: the bundled synthetic set or a user's manifest.
+
+    Attributes:
+        kind: ``synthetic`` or ``manifest``.
+        manifest: CSV/Parquet manifest (``kind == "manifest"``).
+        data_root: directory the manifest's paths are relative to (default: the manifest's folder).
+        synthetic_root: where the synthetic set is generated and cached.
+        heatmaps: feed the benign/malignant heatmap channels (3 input channels).
+    """
+
+    kind: str = "synthetic"
+    manifest: Path | None = None
+    data_root: Path | None = None
+    synthetic_root: Path = Path("data/synthetic")
+    heatmaps: bool = False
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """What the Tracker records (``lca_every=None`` and ``lca_subset=None`` take the preset's)."""
+
+    lca: bool = True
+    lca_every: int | None = None
+    lca_subset: int | None = None
+    quadrature: str = "simpson"
+
+
+@dataclass(frozen=True)
+class RegularizerConfig:
+    """Options of the paper's regularisers (section 6.2, appendices B-C).
+
+    Attributes:
+        modality_dropout: ``(p_cc, p_mlo)`` drop rates of the 512-d view representations.
+        dropout_scaling: ``none`` (the paper) or ``inverted``.
+        split_lr_alphas: ``{"cc": a, "mlo": a, "shared": a}``: each component trains at
+            ``lr * 10**a``; ``None`` samples them from U[-1, 1] with the run's seed.
+        pretrained: ``(cc_checkpoint, mlo_checkpoint)`` of uni-view models (``best.pt`` of
+            ``uni_cc`` / ``uni_mlo`` runs) for Pretraining.
+        blend_weights: ``(w_joint, w_cc, w_mlo)``; ``None`` estimates them first.
+        blend_metric: ``loss`` or ``auc`` for the estimation (appendix C).
+    """
+
+    modality_dropout: tuple[float, float] | None = None
+    dropout_scaling: str = "none"
+    split_lr_alphas: dict[str, float] | None = None
+    pretrained: tuple[Path, Path] | None = None
+    blend_weights: tuple[float, float, float] | None = None
+    blend_metric: str = "loss"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines one training run.
+
+    Attributes:
+        out: the run store (``.zarr``); checkpoints go to ``<out>.ckpt/``.
+        variant: ``uni_cc``, ``uni_mlo``, ``joint``, ``shared`` or ``split``.
+        regularizer: one of :data:`REGULARIZERS` (applied to the Joint ResNet in the paper).
+        preset: ``tiny``, ``demo`` or ``paper``.
+        lr: Adam learning rate (the base rate for Split Learning Rates).
+        epochs: ``None`` = the preset's (scaled for Modality Dropout and Pretraining).
+        batch_size: 4 in the paper.
+        seed: seeds the model's initialisation, the epoch sampler, window jitter and the LCA
+            subset.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        num_workers: DataLoader worker processes.
+        checkpoint_every: optimizer steps between mid-epoch checkpoints (``None``: the preset's;
+            0: at epoch ends only).
+        max_steps: stop after this many optimizer steps (``None`` = all epochs), then validate
+            the partial epoch and test as usual; for quick checks.
+    """
+
+    out: Path
+    variant: str = "joint"
+    regularizer: str = "none"
+    preset: str = "demo"
+    lr: float = 1e-4
+    epochs: int | None = None
+    batch_size: int = 4
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    checkpoint_every: int | None = None
+    max_steps: int | None = None
+    data: DataSource = field(default_factory=DataSource)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(
+                f"--model {self.variant!r} is unknown; expected one of {', '.join(VARIANTS)}"
+            )
+        if self.regularizer not in REGULARIZERS:
+            raise ConfigError(
+                f"--regularizer {self.regularizer!r} is unknown; expected one of {', '.join(REGULARIZERS)}"
+            )
+        if self.regularizer != "none" and self.variant != "joint":
+            raise ConfigError(
+                f"--regularizer {self.regularizer} applies to the Joint ResNet (as in the paper); "
+                f"got --model {self.variant}"
+            )
+        if self.preset not in TRAIN_PRESETS:
+            raise ConfigError(
+                f"--preset {self.preset!r} is unknown; expected one of {', '.join(TRAIN_PRESETS)}"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.data.kind not in ("synthetic", "manifest"):
+            raise ConfigError(f"--data must be synthetic or manifest, got {self.data.kind!r}")
+        if self.data.kind == "manifest" and self.data.manifest is None:
+            raise ConfigError("--data manifest needs --manifest FILE")
+        if self.regularizer == "pretraining" and self.regularizers.pretrained is None:
+            raise ConfigError(
+                "--regularizer pretraining needs --pretrained-cc and --pretrained-mlo "
+                "(best.pt of uni_cc and uni_mlo runs)"
+            )
+        if self.regularizer == "modality_dropout" and self.regularizers.modality_dropout is None:
+            raise ConfigError(
+                "--regularizer modality_dropout needs --dropout P_CC P_MLO (rates in [0, 1))"
+            )
+
+    @property
+    def train_preset(self) -> TrainPreset:
+        return TRAIN_PRESETS[self.preset]
+
+    @property
+    def n_epochs(self) -> int:
+        return (
+            self.epochs
+            if self.epochs is not None
+            else self.train_preset.epochs_for(self.regularizer)
+        )
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(f"{self.out}.ckpt")
+
+    def with_(self, **changes: Any) -> ExperimentConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form stored with the run."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, Path):
+                return str(v)
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v
+
+        return clean(asdict(self))

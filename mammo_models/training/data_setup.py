@@ -1,0 +1,148 @@
+"""Data of one run: splits, the epoch sampler and loader, and the fixed LCA evaluation subset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from ..data import (
+    BalancedEpochSampler,
+    DataConfig,
+    MammoDataset,
+    TTADataset,
+    get_preset,
+    load_manifest,
+    load_synthetic,
+    make_loader,
+)
+from ..data.manifest import Manifest
+from .config import ExperimentConfig
+
+VIEWS: dict[str, tuple[str, ...]] = {
+    "uni_cc": ("CC",),
+    "uni_mlo": ("MLO",),
+    "joint": ("CC", "MLO"),
+    "shared": ("CC", "MLO"),
+    "split": ("CC", "MLO"),
+}
+
+_MATERIALIZE_LIMIT_BYTES = 512 * 2**20
+
+
+@dataclass
+class RunData:
+    """Datasets and loaders of one run.
+
+    Attributes:
+        manifest: the validated manifest (its ``summary`` is printed at the start of a run).
+        data_config: image scale, windows and channels.
+        train: training breasts, random windows.
+        train_eval: the same breasts with centred windows (for the LCA subset).
+        val, test: centred windows.
+        sampler: the paper's per-epoch sampler (all positives + as many negatives).
+        loader: the training loader over ``sampler``.
+    """
+
+    manifest: Manifest
+    data_config: DataConfig
+    train: MammoDataset
+    train_eval: MammoDataset
+    val: MammoDataset
+    test: MammoDataset
+    sampler: BalancedEpochSampler
+    loader: DataLoader
+
+
+def load_run_manifest(config: ExperimentConfig) -> Manifest:
+    """The synthetic set of the preset (generated once, cached) or the user's manifest."""
+    views = VIEWS[config.variant]
+    if config.data.kind == "synthetic":
+        preset = get_preset(config.preset)
+        root = Path(config.data.synthetic_root) / preset.synthetic.hash()[:12]
+        return load_synthetic(preset.synthetic, root, views=views)
+    return load_manifest(config.data.manifest, config.data.data_root, views=views)
+
+
+def build_run_data(config: ExperimentConfig) -> RunData:
+    """Datasets, sampler and loader for ``config`` (seeded by ``config.seed``)."""
+    manifest = load_run_manifest(config)
+    views = VIEWS[config.variant]
+    data_config = get_preset(config.preset).data_config(
+        heatmaps=config.data.heatmaps, seed=config.seed
+    )
+    train = MammoDataset.from_manifest(manifest, "train", data_config, views=views, train=True)
+    sampler = BalancedEpochSampler.from_dataset(train, seed=config.seed)
+    loader = make_loader(
+        train,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        seed=config.seed,
+    )
+    return RunData(
+        manifest=manifest,
+        data_config=data_config,
+        train=train,
+        train_eval=MammoDataset.from_manifest(
+            manifest, "train", data_config, views=views, train=False
+        ),
+        val=MammoDataset.from_manifest(manifest, "val", data_config, views=views, train=False),
+        test=MammoDataset.from_manifest(manifest, "test", data_config, views=views, train=False),
+        sampler=sampler,
+        loader=loader,
+    )
+
+
+def lca_subset_indices(train_eval: MammoDataset, size: int, seed: int) -> np.ndarray:
+    """Breasts of the fixed LCA subset E, drawn once with an epoch's prevalence.
+
+    An epoch holds every positive and as many negatives, so E takes half positives and half
+    negatives (the paper: 10% of an epoch's positives and negatives), in a fixed seeded order.
+    """
+    positives = np.flatnonzero(train_eval.positives)
+    negatives = np.flatnonzero(~train_eval.positives)
+    rng = np.random.default_rng([seed, 0x1CA])
+    n_pos = min(len(positives), (size + 1) // 2)
+    n_neg = min(len(negatives), size - n_pos)
+    n_pos = min(len(positives), size - n_neg)
+    chosen = np.concatenate(
+        [
+            rng.choice(positives, size=n_pos, replace=False),
+            rng.choice(negatives, size=n_neg, replace=False),
+        ]
+    )
+    return np.sort(chosen)
+
+
+def eval_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Fixed order, no augmentation: evaluation and LCA passes."""
+    return make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+def lca_eval_batches(
+    run_data: RunData, size: int, batch_size: int, seed: int
+) -> Iterable[dict[str, torch.Tensor]]:
+    """The subset E as a re-iterable collection of batches.
+
+    Small subsets are decoded once and kept in memory (a list of batches); large ones (the paper's
+    970 full-resolution exams) stay a DataLoader that reads the same files in the same order.
+    """
+    indices = lca_subset_indices(run_data.train_eval, size, seed)
+    subset = Subset(run_data.train_eval, indices.tolist())
+    loader = eval_loader(subset, batch_size)
+    pixels = sum(h * w for h, w in (run_data.data_config.window(v) for v in run_data.train.views))
+    if len(indices) * pixels * run_data.data_config.channels * 4 <= _MATERIALIZE_LIMIT_BYTES:
+        return list(loader)
+    return loader
+
+
+def tta_loader(
+    dataset: MammoDataset, n: int, batch_size: int, seed: int, num_workers: int = 0
+) -> DataLoader:
+    """Every breast ``n`` times with seeded random windows (the paper's 10x test-time augmentation)."""
+    return eval_loader(TTADataset(dataset, n=n, seed=seed), batch_size, num_workers)

@@ -1,0 +1,445 @@
+"""One training run of the paper's recipe with recording: data -> model -> loop -> Tracker -> store.
+
+Recipe (section 4 and 6.2): Adam, batch 4; each epoch holds every breast with a biopsied finding
+plus as many without, redrawn every epoch; malignant + benign BCE; validation AUC (malignant)
+after every epoch selects the best checkpoint; the best checkpoint is tested with 10 random crop
+windows per breast, predictions averaged.
+
+Files of a run at ``out = runs/x.zarr``:
+
+* ``runs/x.zarr``: the run store (gradient norms per step, LCA per interval, epoch metrics,
+  results and test predictions);
+* ``runs/x.zarr.ckpt/last.pt``: the resumable checkpoint (model, optimizer, sampler position,
+  RNG streams, Tracker state), written atomically at every epoch end and every
+  ``checkpoint_every`` optimizer steps;
+* ``runs/x.zarr.ckpt/best.pt``: the model state of the best validation epoch (what Pretraining
+  loads from uni-view runs).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from lca_toolkit import Tracker
+
+from ..losses import per_sample_loss
+from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
+from ..variants import build_model, param_groups
+from . import checkpoint
+from .blending import estimate_by_training
+from .config import ExperimentConfig
+from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
+from .evaluate import predict, split_metrics, to_device
+from .metrics import auc
+
+
+class ResumeError(RuntimeError):
+    """``--resume`` cannot continue this run; the message says why."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an unavailable CUDA device is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {name}: CUDA is not available on this machine; use --device cpu"
+        )
+    return device
+
+
+@dataclass
+class RunResult:
+    """What a finished run prints and returns.
+
+    Attributes:
+        lca_share: each group's share of the total LCA (sum over intervals), so the numbers of the
+            groups add up to 1 when every group helped; a negative share means the group's movement
+            raised the loss overall.
+        median_rel_residual: median over intervals of |residual| / |loss change|.
+    """
+
+    out: Path
+    steps: int
+    epochs: int
+    best_epoch: int
+    best_val_auc: float
+    test_auc: float
+    test_auc_benign: float
+    tta: int = 10
+    lca_share: dict[str, float] = field(default_factory=dict)
+    median_rel_residual: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _EpochAccumulator:
+    """Training predictions of the running epoch (for train loss/AUC), kept on the device."""
+
+    losses: list[torch.Tensor] = field(default_factory=list)
+    probs: list[torch.Tensor] = field(default_factory=list)
+    labels: list[torch.Tensor] = field(default_factory=list)
+
+    def add(
+        self, losses: torch.Tensor, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> None:
+        self.losses.append(losses.detach().float())
+        self.probs.append(torch.sigmoid(logits.detach().float()))
+        self.labels.append(torch.stack([batch["malignant"], batch["benign"]], 1).float())
+
+    def metrics(self) -> dict[str, float]:
+        if not self.losses:
+            return {"train_loss": math.nan, "train_auc": math.nan, "train_auc_benign": math.nan}
+        losses = torch.cat(self.losses).cpu().numpy()
+        probs = torch.cat(self.probs).cpu().numpy()
+        labels = torch.cat(self.labels).cpu().numpy()
+        return {
+            "train_loss": float(losses.mean()),
+            "train_auc": auc(labels[:, 0], probs[:, 0], what="train malignant AUC"),
+            "train_auc_benign": auc(labels[:, 1], probs[:, 1], what="train benign AUC"),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: [t.cpu() for t in getattr(self, k)] for k in ("losses", "probs", "labels")}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        for k in ("losses", "probs", "labels"):
+            setattr(self, k, [t.to(device) for t in state[k]])
+
+
+class Experiment:
+    """Runs one :class:`ExperimentConfig` end to end (train, select, test), resumable.
+
+    Args:
+        config: the run.
+        resume: continue from ``<out>.ckpt/last.pt`` and the existing store.
+        progress: show a progress bar.
+        echo: where one-line messages go (``print`` or ``click.echo``).
+        on_step: called after every optimizer step with the global step (tests use it).
+        train_subset_metrics: also log ``train_subset_loss`` / ``train_subset_auc`` every epoch,
+            measured in eval mode on a fixed random subset of training breasts with the natural
+            prevalence, as large as the validation set (Gradient Blending's "train" side).
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        echo: Callable[[str], None] = print,
+        on_step: Callable[[int], None] | None = None,
+        train_subset_metrics: bool = False,
+    ) -> None:
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self.echo = echo
+        every = config.checkpoint_every
+        self.checkpoint_every = config.train_preset.checkpoint_every if every is None else every
+        self.on_step = on_step
+        self.train_subset_metrics = train_subset_metrics
+        self.device = resolve_device(config.device)
+        self.notes: list[str] = []
+
+    # ----------------------------------------------------------------------------- building
+    def _check_paths(self) -> None:
+        out, ckpt = Path(self.config.out), self.config.checkpoint_dir
+        if self.resume:
+            if not out.exists():
+                raise ResumeError(
+                    f"--resume: no run store at {out}; start the run without --resume"
+                )
+            if not (ckpt / "last.pt").is_file():
+                raise ResumeError(
+                    f"--resume: no checkpoint at {ckpt / 'last.pt'}; the run cannot be continued"
+                )
+        elif ckpt.exists() and not out.exists():
+            shutil.rmtree(ckpt)  # leftovers of a run whose store was deleted
+
+    def _build_model(self, run_data: RunData) -> torch.nn.Module:
+        c, r = self.config, self.config.regularizers
+        torch.manual_seed(c.seed)
+        blend = None
+        if c.regularizer == "gradient_blending" and r.blend_weights is not None:
+            blend = dict(zip(("joint", "cc", "mlo"), r.blend_weights, strict=True))
+        model = build_model(
+            c.variant,
+            input_channels=run_data.data_config.channels,
+            modality_dropout=(
+                ModalityDropoutConfig(*r.modality_dropout, scaling=r.dropout_scaling)
+                if c.regularizer == "modality_dropout"
+                else None
+            ),
+            gradient_blending=c.regularizer == "gradient_blending",
+            blend_weights=blend,
+            pretraining=r.pretrained if c.regularizer == "pretraining" else None,
+        )
+        return model.to(self.device)
+
+    def _build_optimizer(
+        self, model: torch.nn.Module
+    ) -> tuple[torch.optim.Optimizer, dict[str, Any]]:
+        c = self.config
+        if c.regularizer != "split_lr":
+            return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=c.lr), {}
+        alphas = c.regularizers.split_lr_alphas or sample_split_lr_alphas(
+            np.random.default_rng([c.seed, 0xA1])
+        )
+        groups = split_lr_param_groups(model, c.lr, alphas)
+        rates = {g["name"]: float(g["lr"]) for g in groups}
+        return torch.optim.Adam(groups, lr=c.lr), {"alphas": alphas, "split_lr": rates}
+
+    # ----------------------------------------------------------------------------- running
+    def run(self) -> RunResult:
+        self._check_paths()
+        blend_details = None
+        r = self.config.regularizers
+        if self.config.regularizer == "gradient_blending" and r.blend_weights is None:
+            weights, blend_details = estimate_by_training(
+                self.config, self._run_estimation, self.echo
+            )
+            self.config = replace(self.config, regularizers=replace(r, blend_weights=weights))
+        c = self.config
+        run_data = build_run_data(c)
+        self.echo(str(run_data.manifest.summary).rstrip())
+        self.echo(run_data.sampler.summary())
+        if run_data.sampler.all_negatives_used:
+            self.notes.append(
+                "fewer breasts without a finding than with one: every epoch uses all of them"
+            )
+        model = self._build_model(run_data)
+        optimizer, lr_info = self._build_optimizer(model)
+        groups = param_groups(model)
+        tp = c.train_preset
+        record = c.record
+        eval_batches = None
+        if record.lca:
+            eval_batches = lca_eval_batches(
+                run_data, record.lca_subset or tp.lca_subset, tp.eval_batch_size, c.seed
+            )
+        experiment_attrs = {**c.to_dict(), **lr_info, "n_epochs": c.n_epochs}
+        if blend_details is not None:
+            experiment_attrs["blend_estimation"] = blend_details
+        tracker = Tracker(
+            model,
+            groups,
+            optimizer=optimizer,
+            store=c.out,
+            store_mode="resume" if self.resume else "create",
+            loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if record.lca else None,
+            eval_batches=eval_batches,
+            lca_every=(record.lca_every or tp.lca_every) if record.lca else None,
+            quadrature=record.quadrature,
+            config={"experiment": experiment_attrs},
+        )
+        with tracker:
+            result = self._train_and_test(run_data, model, optimizer, tracker)
+        return result
+
+    def _run_estimation(self, config: ExperimentConfig) -> RunResult:
+        """One Gradient Blending estimation run (resumed if it was interrupted)."""
+        resume = Path(config.out).exists() and (config.checkpoint_dir / "last.pt").is_file()
+        return Experiment(
+            config,
+            resume=resume,
+            progress=self.progress,
+            echo=self.echo,
+            train_subset_metrics=True,
+        ).run()
+
+    def _train_subset_loader(self, run_data: RunData):
+        n = min(len(run_data.train_eval), len(run_data.val))
+        rng = np.random.default_rng([self.config.seed, 0x7A5])
+        indices = np.sort(rng.choice(len(run_data.train_eval), size=n, replace=False))
+        subset = Subset(run_data.train_eval, indices.tolist())
+        return eval_loader(
+            subset, self.config.train_preset.eval_batch_size, self.config.num_workers
+        )
+
+    def _save_last(self, model, optimizer, tracker, epoch, start, acc, best) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "tracker": tracker.state_dict(),  # also flushes the store: store and checkpoint agree
+            "epoch": epoch,
+            "start": start,
+            "accumulator": acc.state_dict(),
+            "best": best,
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "config": self.config.to_dict(),
+        }
+        checkpoint.save_atomic(state, self.config.checkpoint_dir / "last.pt")
+
+    def _train_and_test(self, run_data: RunData, model, optimizer, tracker: Tracker) -> RunResult:
+        c = self.config
+        n_epochs = c.n_epochs
+        steps_per_epoch = len(run_data.loader)
+        acc = _EpochAccumulator()
+        best = {"epoch": -1, "val_auc": -math.inf}
+        epoch, start = 0, 0
+        if self.resume:
+            state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location=self.device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            tracker.load_state_dict(state["tracker"])
+            epoch, start, best = state["epoch"], state["start"], state["best"]
+            acc.load_state_dict(state["accumulator"], self.device)
+            torch.set_rng_state(state["rng_torch"])
+            if state["rng_cuda"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            self.echo(f"resuming at epoch {epoch}, step {tracker.step}")
+        bar = tqdm(
+            total=n_epochs * steps_per_epoch,
+            initial=tracker.step,
+            disable=not self.progress,
+            desc=Path(c.out).stem,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        val_loader = eval_loader(run_data.val, c.train_preset.eval_batch_size, c.num_workers)
+        subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
+        stop = False
+        while epoch < n_epochs and not stop:
+            run_data.sampler.set_epoch(epoch, start=start)
+            run_data.train.set_epoch(epoch)
+            model.train()
+            for batch in run_data.loader:
+                batch = to_device(batch, self.device)
+                optimizer.zero_grad(set_to_none=True)
+                outputs = model(batch)
+                losses = per_sample_loss(outputs, batch)
+                loss = losses.mean()
+                loss.backward()
+                tracker.after_backward(loss)
+                optimizer.step()
+                tracker.after_step()
+                acc.add(losses, outputs["logits"], batch)
+                start += 1
+                bar.update(1)
+                if tracker.step % 10 == 0:
+                    bar.set_postfix(
+                        loss=f"{loss.item():.3f}", val_auc=f"{best['val_auc']:.3f}", refresh=False
+                    )
+                if self.on_step is not None:
+                    self.on_step(tracker.step)
+                if c.max_steps is not None and tracker.step >= c.max_steps:
+                    stop = True
+                    break
+                if self.checkpoint_every and tracker.step % self.checkpoint_every == 0:
+                    self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+            val = split_metrics(predict(model, val_loader, self.device), "val")
+            metrics = {**acc.metrics(), **val.as_dict("val")}
+            if subset_loader is not None:
+                sub = split_metrics(predict(model, subset_loader, self.device), "train subset")
+                metrics.update(sub.as_dict("train_subset"))
+            tracker.log_epoch(epoch, metrics)
+            if not math.isnan(val.auc) and val.auc > best["val_auc"]:
+                best = {"epoch": epoch, "val_auc": val.auc}
+                checkpoint.save_atomic(
+                    {"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc},
+                    c.checkpoint_dir / "best.pt",
+                )
+            epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
+            self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+        bar.close()
+        return self._test(run_data, model, tracker, best, epoch)
+
+    def _test(
+        self, run_data: RunData, model, tracker: Tracker, best: dict[str, Any], epochs: int
+    ) -> RunResult:
+        c = self.config
+        best_path = c.checkpoint_dir / "best.pt"
+        if best_path.is_file():
+            model.load_state_dict(checkpoint.load(best_path, map_location=self.device)["model"])
+        else:
+            self.notes.append("no epoch had a defined validation AUC: testing the last weights")
+        tp = c.train_preset
+        loader = tta_loader(
+            run_data.test, tp.tta, tp.eval_batch_size, seed=c.seed, num_workers=c.num_workers
+        )
+        predictions = predict(model, loader, self.device)
+        test = split_metrics(predictions, "test")
+        results = {
+            "best_epoch": int(best["epoch"]),
+            "best_val_auc": float(best["val_auc"]) if best["epoch"] >= 0 else math.nan,
+            "test_auc": test.auc,
+            "test_auc_benign": test.auc_benign,
+            "test_loss": test.loss,
+            "test_tta": tp.tta,
+            "n_test": len(predictions),
+            "notes": self.notes,
+        }
+        tracker.sink.update_attrs(results=results)
+        tracker.sink.write_table(
+            "test_predictions",
+            {
+                "index": predictions["index"].to_numpy(np.int64),
+                **{
+                    k: predictions[k].to_numpy(np.float64)
+                    for k in ("malignant_label", "benign_label", "malignant_prob", "benign_prob")
+                },
+            },
+        )
+        tracker.flush()
+        share, residual = _lca_summary(tracker)
+        return RunResult(
+            out=Path(c.out),
+            steps=tracker.step,
+            epochs=epochs,
+            best_epoch=results["best_epoch"],
+            best_val_auc=results["best_val_auc"],
+            test_auc=test.auc,
+            test_auc_benign=test.auc_benign,
+            tta=tp.tta,
+            lca_share=share,
+            median_rel_residual=residual,
+            notes=list(self.notes),
+        )
+
+
+def _lca_summary(tracker: Tracker) -> tuple[dict[str, float], float]:
+    """Each group's share of the summed LCA, and the median relative residual, from the store."""
+    from lca_toolkit import open_run
+
+    lca = open_run(tracker.sink.path).lca()
+    if lca.empty:
+        return {}, math.nan
+    totals = {g: float(lca[f"lca/{g}"].sum()) for g in tracker.group_names}
+    whole = sum(totals.values())
+    share = {g: v / whole for g, v in totals.items()} if whole else {}
+    change = lca["loss_change"].abs().replace(0, np.nan)
+    return share, float((lca["residual"].abs() / change).median())
+
+
+def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunResult:
+    """Run one experiment (see :class:`Experiment` for the keyword options)."""
+    return Experiment(config, **kwargs).run()
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """The short printed summary of a run."""
+    lines = [
+        f"run store: {result.out}",
+        f"steps: {result.steps} over {result.epochs} epochs; best epoch {result.best_epoch} "
+        f"(val AUC {result.best_val_auc:.3f})",
+        f"test AUC ({result.tta}x TTA): malignant {result.test_auc:.3f}, benign {result.test_auc_benign:.3f}",
+    ]
+    if result.lca_share:
+        shares = ", ".join(f"{g} {100 * s:.1f}%" for g, s in result.lca_share.items())
+        lines.append(f"share of the loss reduction (LCA): {shares}")
+        lines.append(f"median relative LCA residual: {result.median_rel_residual:.2e}")
+    lines += [f"note: {n}" for n in result.notes]
+    return lines
