@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# torch 2.13.0 is pinned only for the install here (a CPU build is available locally);
+# torch 2.13.0 is pinned only for this install (a CPU build is available locally);
 # pyproject.toml accepts newer torch for users who bring their own.
 TORCH_PIN ?= torch==2.13.0
+DEMO_STORE := runs/demo/joint.zarr
 
-.PHONY: test demo install clean
+.PHONY: test demo figures install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Joint ResNet on the synthetic two-view testbed with gradient norms and LCA recorded,
+# then the per-view figures under figures/demo/.
+demo: $(STAMP)
+	$(VENV)/bin/lca-run mammo --model joint --preset demo --out $(DEMO_STORE) --overwrite \
+		--figures figures/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

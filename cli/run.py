@@ -336,8 +336,21 @@ def main() -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
+@click.option(
+    "--figures",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the run's gradient-norm, cumulative-LCA and residual figures here.",
+)
 @fail_cleanly
-def mammo(out: Path, seed: int, resume: bool, overwrite: bool, quiet: bool, **options: Any) -> None:
+def mammo(
+    out: Path,
+    seed: int,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    figures: Path | None,
+    **options: Any,
+) -> None:
     """Train one of the paper's models on the synthetic testbed or your manifest.
 
     \b
@@ -357,6 +370,11 @@ def mammo(out: Path, seed: int, resume: bool, overwrite: bool, quiet: bool, **op
     if overwrite:
         _replace_store(out)
     result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()
+    if figures is not None:
+        from lca_toolkit.plots import save_run_figures
+
+        for path in save_run_figures(out, figures):
+            click.echo(f"figure: {path}")
     click.echo("\n".join(summary_lines(result)))
 
 

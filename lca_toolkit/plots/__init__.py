@@ -29,6 +29,7 @@ from .curves import learning_curve_stats, plot_learning_curves
 from .grad_norm import plot_grad_norm
 from .lca import LCA_YLABEL, cumulative_lca, plot_cumulative_lca
 from .lr_dist import plot_lr_distribution, split_learning_rates
+from .report import save_run_figures
 from .residual import plot_residual, residual_frame
 from .tables import (
     AucUndefinedWarning,
@@ -41,6 +42,7 @@ from .tables import (
 )
 
 __all__ = [
+    "save_run_figures",
     "DISPLAY_NAMES",
     "FORMATS",
     "GROUP_COLORS",

@@ -35,13 +35,18 @@ def cumulative_lca(run) -> pd.DataFrame:
     Returns:
         ``end_step``, one column per group (``Σ lca/<group>`` over the intervals up to and
         including that row) and ``total`` (``Σ loss_change``; equals the sum of the group
-        columns plus the summed residual). NaN entries are skipped in the sums.
+        columns plus the summed residual). NaN entries are skipped in the sums. A first row of
+        zeros at the first interval's ``start_step`` anchors every curve at the origin.
     """
     df = run.lca()
     out = pd.DataFrame({"end_step": df["end_step"]})
     for g in run.groups:
         out[g] = df[f"lca/{g}"].cumsum()
     out[TOTAL] = df["loss_change"].cumsum()
+    if len(df):
+        origin = pd.DataFrame({c: [0.0] for c in out.columns})
+        origin["end_step"] = df["start_step"].iloc[0]
+        out = pd.concat([origin.astype(out.dtypes.to_dict()), out], ignore_index=True)
     return out
 
 

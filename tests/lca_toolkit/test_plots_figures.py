@@ -197,10 +197,12 @@ def test_cumulative_lca_single_run(sweep, tmp_path):
         ("shared", "shared"),
         ("bn_buffers", "BN statistics"),
     ]:
-        np.testing.assert_array_equal(lines[name].get_xdata(), lca["end_step"])
-        np.testing.assert_allclose(lines[name].get_ydata(), np.cumsum(lca[f"lca/{g}"]))
+        # Every curve starts at zero at the first interval's start step.
+        x0 = lca["start_step"].iloc[0]
+        np.testing.assert_array_equal(lines[name].get_xdata(), [x0, *lca["end_step"]])
+        np.testing.assert_allclose(lines[name].get_ydata(), [0.0, *np.cumsum(lca[f"lca/{g}"])])
     total = lines["actual loss change"].get_ydata()
-    np.testing.assert_allclose(total, lca["loss_end"] - lca["loss_start"].iloc[0])
+    np.testing.assert_allclose(total, [0.0, *(lca["loss_end"] - lca["loss_start"].iloc[0])])
 
 
 def test_cumulative_lca_several_runs_mean_and_std_equal_pandas(sweep):
@@ -210,10 +212,10 @@ def test_cumulative_lca_several_runs_mean_and_std_equal_pandas(sweep):
     frame["cum"] = frame.groupby("run", observed=True)["lca/mlo"].cumsum()
     stats = frame.groupby("end_step")["cum"].agg(["mean", "std"])
     line = lines_by_label(ax)["MLO"]
-    np.testing.assert_allclose(line.get_ydata(), stats["mean"])
+    np.testing.assert_allclose(line.get_ydata(), [0.0, *stats["mean"]])  # anchored at zero
     xs, lo, hi = band(ax, GROUP_COLORS["mlo"])
-    np.testing.assert_allclose(lo, stats["mean"] - stats["std"])
-    np.testing.assert_allclose(hi, stats["mean"] + stats["std"])
+    np.testing.assert_allclose(lo, [0.0, *(stats["mean"] - stats["std"])])
+    np.testing.assert_allclose(hi, [0.0, *(stats["mean"] + stats["std"])])
     assert set(lines_by_label(ax)) == {"MLO", "_zero"}
 
 
