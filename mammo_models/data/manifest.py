@@ -235,6 +235,15 @@ def validate_manifest(
             source,
             max_listed=max_listed,
         )
+    if "row" in df.columns:
+        problems.append(
+            ManifestProblem(
+                None,
+                "column 'row' is reserved (it becomes the data-row index of the validated "
+                "table); rename it",
+                "row",
+            )
+        )
     rows = list(range(1, n + 1))
     cols: dict[str, list[Any]] = {c: _text(df[c].tolist()) for c in _TEXT_COLUMNS}
     for c in ("heatmap_benign_path", "heatmap_malignant_path", "split"):
@@ -806,6 +815,18 @@ def load_manifest(
         split_origin = f"assigned by patient (seed {split_seed}; train/val/test fractions {counts})"
         images = assign_splits(images, split_fractions, split_seed)
     pairing = pair_breasts(images, views, strict=strict, source=source, max_listed=max_listed)
+    if pairing.breasts.empty:
+        dropped = "; ".join(f"{n} with {k}" for k, n in pairing.breasts_dropped.items())
+        raise ManifestError(
+            [
+                ManifestProblem(
+                    None,
+                    f"no usable breast for views {' + '.join(views)} among {len(df)} rows"
+                    + (f" (dropped: {dropped})" if dropped else ""),
+                )
+            ],
+            source,
+        )
     summary = summarize(
         pairing.breasts,
         source=source,

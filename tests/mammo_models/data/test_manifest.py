@@ -291,3 +291,11 @@ def test_split_counts_give_every_nonzero_split_a_patient():
     assert sum(split_counts(101, (0.7, 0.15, 0.15))) == 101
     with pytest.raises(DataConfigError, match="split_fractions"):
         split_counts(10, (0.5, 0.5, 0.5))
+
+
+def test_no_usable_breast_and_reserved_column(files):
+    rows = [files.manifest_row(), files.manifest_row(image_path="b.png", patient_id="P2")]
+    with pytest.raises(ManifestError, match=r"no usable breast for views CC \+ MLO.*2 with no MLO"):
+        load_manifest(files.frame(rows))
+    with pytest.raises(ManifestError, match="column 'row' is reserved"):
+        validate_manifest(files.frame([files.manifest_row(row=1)]))
