@@ -180,6 +180,14 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="LCA quadrature rule.",
         ),
         click.option(
+            "--bn-policy",
+            type=click.Choice(["train", "interpolate", "none"]),
+            default="train",
+            show_default=True,
+            help="BatchNorm in LCA passes: train mode on the fixed batches, or eval mode with the "
+            "running statistics interpolated (their share goes to a bn_buffers group).",
+        ),
+        click.option(
             "--dropout",
             nargs=2,
             type=click.FloatRange(0, 1, max_open=True),
@@ -284,6 +292,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             lca_every=o["lca_every"],
             lca_subset=o["lca_subset"],
             quadrature=o["quadrature"],
+            bn_policy=o["bn_policy"],
         ),
         regularizers=RegularizerConfig(
             modality_dropout=tuple(o["dropout"]) if o["dropout"] else None,

@@ -242,6 +242,7 @@ class Experiment:
             eval_batches=eval_batches,
             lca_every=(record.lca_every or tp.lca_every) if record.lca else None,
             quadrature=record.quadrature,
+            bn_policy=record.bn_policy,
             config={"experiment": experiment_attrs},
         )
         with tracker:

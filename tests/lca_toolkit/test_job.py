@@ -1,0 +1,47 @@
+"""The user-job contract behind `lca-run job`: loading, errors, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lca_toolkit import open_run
+from lca_toolkit.job import Job, JobError, load_job, run_job
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_load_job_errors_name_the_problem(tmp_path):
+    with pytest.raises(JobError, match="must look like MODULE:FUNCTION"):
+        load_job("no_colon")
+    with pytest.raises(JobError, match="cannot import module 'missing_mod'"):
+        load_job("missing_mod:make", search_path=tmp_path)
+    (tmp_path / "bad_job.py").write_text(
+        "def make():\n    return 42\n\ndef make2(epochs):\n    pass\n"
+    )
+    with pytest.raises(JobError, match="has no function 'nope'"):
+        load_job("bad_job:nope", search_path=tmp_path)
+    with pytest.raises(JobError, match="returned int, expected lca_toolkit.job.Job"):
+        load_job("bad_job:make", search_path=tmp_path)
+    with pytest.raises(JobError, match=r"arguments \['lr'\] do not fit make2"):
+        load_job("bad_job:make2", {"lr": 1.0}, search_path=tmp_path)
+
+
+def test_run_job_resumes_from_its_epoch_checkpoint(tmp_path):
+    job = load_job("user_job:make_job", {"epochs": 2, "n_train": 128}, search_path=EXAMPLES)
+    assert isinstance(job, Job)
+    full = run_job(job, tmp_path / "full.zarr", lca_every=2)
+    assert full.steps == 8
+
+    first = load_job("user_job:make_job", {"epochs": 1, "n_train": 128}, search_path=EXAMPLES)
+    run_job(first, tmp_path / "part.zarr", lca_every=2)
+    rest = load_job("user_job:make_job", {"epochs": 2, "n_train": 128}, search_path=EXAMPLES)
+    run_job(rest, tmp_path / "part.zarr", lca_every=2, resume=True)
+    a, b = open_run(tmp_path / "full.zarr"), open_run(tmp_path / "part.zarr")
+    for name in ("steps/step", "steps/grad_norm", "lca/by_group", "lca/residual"):
+        np.testing.assert_array_equal(a.array(name), b.array(name), err_msg=name)
+    with pytest.raises(JobError, match="needs the job to provide eval_batches"):
+        job.eval_batches = None
+        run_job(job, tmp_path / "x.zarr", lca_every=2)
