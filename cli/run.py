@@ -243,6 +243,12 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="DataLoader workers.",
         ),
         click.option(
+            "--checkpoint-every",
+            type=click.IntRange(min=0),
+            help="Optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only "
+            "[default: the preset's].",
+        ),
+        click.option(
             "--max-steps",
             type=click.IntRange(min=1),
             help="Stop after N optimizer steps (quick checks).",
@@ -280,6 +286,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
         device=o["device"],
         num_workers=o["workers"],
         max_steps=o["max_steps"],
+        checkpoint_every=o["checkpoint_every"],
         data=DataSource(
             kind=o["data_kind"],
             manifest=o["manifest"],

@@ -314,7 +314,8 @@ class Experiment:
         subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
         stop = False
         while epoch < n_epochs and not stop:
-            run_data.sampler.set_epoch(epoch, start=start)
+            # The sampler skips samples, the checkpoint counts optimizer steps (batches).
+            run_data.sampler.set_epoch(epoch, start=start * c.batch_size)
             run_data.train.set_epoch(epoch)
             model.train()
             for batch in run_data.loader:

@@ -20,12 +20,12 @@ from mammo_models.training import Experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPERS = ROOT / "tests" / "helpers"
-EXPECTED_GROUPS = {
-    "uni_cc": ["cc", "shared", "bn_buffers"],
-    "uni_mlo": ["mlo", "shared", "bn_buffers"],
-    "joint": ["cc", "mlo", "shared", "bn_buffers"],
-    "shared": ["column", "cc", "mlo", "shared", "bn_buffers"],
-    "split": ["cc", "mlo", "bn_buffers"],
+EXPECTED_GROUPS = {  # LCA with train-mode BN (the mammography default): no bn_buffers group
+    "uni_cc": ["cc", "shared"],
+    "uni_mlo": ["mlo", "shared"],
+    "joint": ["cc", "mlo", "shared"],
+    "shared": ["column", "cc", "mlo", "shared"],
+    "split": ["cc", "mlo"],
 }
 
 
@@ -53,7 +53,7 @@ def check_store(path: Path, groups: list[str], epochs: int = 2) -> None:
     assert run.groups == groups
     steps = run.steps()
     assert len(steps) > 0 and steps["step"].tolist() == list(range(1, len(steps) + 1))
-    for g in groups[:-1]:  # bn_buffers has no gradient
+    for g in groups:
         assert np.isfinite(steps[f"grad_norm/{g}"]).all() and (steps[f"grad_norm/{g}"] > 0).any()
     lca = run.lca()
     assert len(lca) >= 1
@@ -98,10 +98,10 @@ def test_every_variant_runs_and_records(variant, synth, uni_runs, tmp_path):
 @pytest.mark.parametrize(
     "regularizer, extra, groups",
     [
-        ("modality_dropout", ["--dropout", "0.3", "0.5"], ["cc", "mlo", "shared", "bn_buffers"]),
-        ("split_lr", ["--alphas", "-0.5", "0.5", "0"], ["cc", "mlo", "shared", "bn_buffers"]),
-        ("gradient_blending", [], ["cc", "mlo", "shared", "bn_buffers"]),
-        ("pretraining", None, ["shared", "bn_buffers"]),
+        ("modality_dropout", ["--dropout", "0.3", "0.5"], ["cc", "mlo", "shared"]),
+        ("split_lr", ["--alphas", "-0.5", "0.5", "0"], ["cc", "mlo", "shared"]),
+        ("gradient_blending", [], ["cc", "mlo", "shared"]),
+        ("pretraining", None, ["shared"]),
     ],
 )
 def test_every_regularizer_runs_and_records(regularizer, extra, groups, synth, uni_runs, tmp_path):
@@ -130,7 +130,6 @@ def test_every_regularizer_runs_and_records(regularizer, extra, groups, synth, u
     if regularizer == "gradient_blending":
         weights = experiment["blend_estimation"]["weights"]
         assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
-        assert "estimated" not in text or True
         assert Path(f"{path}.blend/uni_cc.zarr").exists()
 
 
