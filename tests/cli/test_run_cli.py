@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -195,7 +196,7 @@ def test_job_runs_the_example(tmp_path):
 
 def test_sweep_writes_distinct_lrs_in_range_and_an_index(synth, tmp_path):
     out = tmp_path / "sweep"
-    code, text = lca_run(
+    args = (
         "sweep",
         "--kind",
         "lr",
@@ -214,34 +215,14 @@ def test_sweep_writes_distinct_lrs_in_range_and_an_index(synth, tmp_path):
         "--out",
         out,
     )
+    code, text = lca_run(*args)
     assert code == 0, text
-    import pandas as pd
-
     index = pd.read_csv(out / "index.csv")
     assert len(index) == 3 and (index["status"] == "finished").all()
     assert index["lr"].nunique() == 3 and index["lr"].between(1e-5, 3e-3).all()
     for store, lr in zip(index["store"], index["lr"]):
         assert open_run(store).array("steps/lr")[0, 0] == pytest.approx(lr)
-    # Running it again skips the finished runs.
-    code, text = lca_run(
-        "sweep",
-        "--kind",
-        "lr",
-        "--model",
-        "uni_cc",
-        "--n",
-        "3",
-        "--preset",
-        "tiny",
-        "--quiet",
-        "--no-lca",
-        "--epochs",
-        "1",
-        "--synthetic-root",
-        synth,
-        "--out",
-        out,
-    )
+    code, text = lca_run(*args)  # running it again skips the finished runs
     assert code == 0 and "[1/3]" not in text
 
 
