@@ -332,9 +332,8 @@ class Experiment:
                 start += 1
                 bar.update(1)
                 if tracker.step % 10 == 0:
-                    bar.set_postfix(
-                        loss=f"{loss.item():.3f}", val_auc=f"{best['val_auc']:.3f}", refresh=False
-                    )
+                    shown = f"{best['val_auc']:.3f}" if best["epoch"] >= 0 else "n/a"
+                    bar.set_postfix(loss=f"{loss.item():.3f}", best_val_auc=shown, refresh=False)
                 if self.on_step is not None:
                     self.on_step(tracker.step)
                 if c.max_steps is not None and tracker.step >= c.max_steps:
