@@ -100,9 +100,13 @@ def read_root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
             "its creation was interrupted"
         )
     if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            fix = "it was written by a newer lca-toolkit; upgrade lca-toolkit to read it"
+        else:
+            fix = "it is not a schema this or any released lca-toolkit wrote"
         raise SchemaVersionError(
             f"'{root}' has schema_version {version!r}; this lca-toolkit reads versions 1.."
-            f"{SCHEMA_VERSION}. Upgrade lca-toolkit to read it."
+            f"{SCHEMA_VERSION}: {fix}"
         )
     return attrs
 
