@@ -315,10 +315,10 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
 def _replace_store(out: Path) -> None:
     import shutil
 
-    from lca_toolkit.store._writer import _is_run_store_or_empty
+    from lca_toolkit.store import is_run_store
 
     if out.exists():
-        if not _is_run_store_or_empty(out):
+        if not (is_run_store(out) or (out.is_dir() and not any(out.iterdir()))):
             raise click.BadParameter(
                 f"--overwrite: {out} is not a run store; refusing to delete it", param_hint="--out"
             )

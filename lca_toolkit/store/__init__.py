@@ -16,7 +16,7 @@ Read (also while the run is writing)::
 Layout and names: see :mod:`lca_toolkit.store._schema`.
 """
 
-from ._reader import Run, Runs, open_run, open_runs
+from ._reader import Run, Runs, is_run_store, open_run, open_runs
 from ._records import LcaRecord, StepBlock
 from ._schema import SCHEMA_VERSION
 from ._writer import RunWriter
@@ -28,6 +28,7 @@ __all__ = [
     "RunWriter",
     "Runs",
     "StepBlock",
+    "is_run_store",
     "open_run",
     "open_runs",
 ]

@@ -405,6 +405,15 @@ def _long(
     return pd.DataFrame(cols)
 
 
+def is_run_store(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds an lca-toolkit run store this reader understands."""
+    try:
+        read_root_attrs(path)
+    except StoreError:
+        return False
+    return True
+
+
 def open_run(path: str | os.PathLike[str]) -> Run:
     """Open one run store for reading (also while it is being written).
 

@@ -46,7 +46,7 @@ from ..errors import (
     StoreError,
     StoreExistsError,
 )
-from ._reader import read_root_attrs
+from ._reader import is_run_store, read_root_attrs
 from ._records import LcaRecord, StepBlock
 from ._schema import (
     BY_TENSOR,
@@ -1002,10 +1002,4 @@ def _library_versions() -> dict[str, str | None]:
 
 
 def _is_run_store_or_empty(path: Path) -> bool:
-    if path.is_dir() and not any(path.iterdir()):
-        return True
-    try:
-        read_root_attrs(path)
-    except StoreError:
-        return False
-    return True
+    return (path.is_dir() and not any(path.iterdir())) or is_run_store(path)
