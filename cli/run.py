@@ -312,6 +312,47 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
     )
 
 
+RESUME_OPTIONS = {
+    "device": "device",
+    "workers": "num_workers",
+    "max_steps": "max_steps",
+    "checkpoint_every": "checkpoint_every",
+}
+
+
+def resumed_config(out: Path, options: dict[str, Any]) -> ExperimentConfig:
+    """The run's own settings, read from its store; only device, workers, max-steps and
+    checkpoint-every may be given again."""
+    from dataclasses import replace
+
+    from lca_toolkit import open_run
+
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in [*options, "seed"]
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        and name not in RESUME_OPTIONS
+    ]
+    if given:
+        rename = {"variant": "model", "data_kind": "data"}
+        flags = ", ".join("--" + rename.get(name, name).replace("_", "-") for name in given)
+        raise click.BadParameter(
+            f"--resume continues the run with its own settings; do not pass {flags}",
+            param_hint="--resume",
+        )
+    stored = open_run(out).config.get("experiment")
+    if not stored:
+        raise click.BadParameter(f"{out} was not written by lca-run mammo", param_hint="--out")
+    config = ExperimentConfig.from_dict(stored)
+    changes = {
+        field: options[name]
+        for name, field in RESUME_OPTIONS.items()
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    return replace(config, out=out, **changes)
+
+
 def _replace_store(out: Path) -> None:
     import shutil
 
@@ -324,6 +365,7 @@ def _replace_store(out: Path) -> None:
             )
         shutil.rmtree(out)
     shutil.rmtree(Path(f"{out}.ckpt"), ignore_errors=True)
+    shutil.rmtree(Path(f"{out}.blend"), ignore_errors=True)  # Gradient Blending estimation runs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -382,7 +424,10 @@ def mammo(
             "--resume and --overwrite exclude each other", param_hint="--resume"
         )
     check_output(out, resume=resume, overwrite=overwrite)
-    config = build_config(out, seed, **options)
+    if resume:
+        config = resumed_config(out, options)
+    else:
+        config = build_config(out, seed, **options)
     if overwrite:
         _replace_store(out)
     result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()

@@ -161,11 +161,19 @@ def run_job(
         if resume:
             if not ckpt.is_file():
                 raise JobError(f"--resume: no checkpoint at {ckpt}")
-            state = torch.load(ckpt, map_location=device, weights_only=False)
-            job.model.load_state_dict(state["model"])
-            job.optimizer.load_state_dict(state["optimizer"])
-            tracker.load_state_dict(state["tracker"])
+            # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            try:
+                job.model.load_state_dict(state["model"])
+                job.optimizer.load_state_dict(state["optimizer"])
+                tracker.load_state_dict(state["tracker"])
+            except (RuntimeError, KeyError, ValueError) as exc:
+                raise JobError(
+                    f"--resume: {ckpt} does not fit this job: {str(exc).splitlines()[0]}"
+                ) from None
             torch.set_rng_state(state["rng"])
+            if state.get("rng_cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
             start_epoch = state["epoch"]
         loss_value = math.nan
         for epoch in range(start_epoch, job.epochs):
@@ -185,6 +193,7 @@ def run_job(
                 "optimizer": job.optimizer.state_dict(),
                 "tracker": tracker.state_dict(),
                 "rng": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": epoch + 1,
             }
             ckpt.parent.mkdir(parents=True, exist_ok=True)

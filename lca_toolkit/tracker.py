@@ -354,7 +354,9 @@ class Tracker:
         if self.engine is not None:
             self.engine.load_state_dict(state["engine"])
         self._row_steps, self._row_lrs = [], []
-        self.sink.truncate(last_step=self.step, last_epoch=self._last_epoch)
+        # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
+        last_epoch = -1 if self._last_epoch is None else self._last_epoch
+        self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:
         """Flush everything, remove the optimizer hooks and mark the run's status."""

@@ -8,18 +8,21 @@ epochs, :func:`mammo_models.estimate_blend_weights` turns the change of each hea
 and of its held-out minus train gap into weights; the weights are averaged over all epoch pairs
 (the paper's window [0, N]).
 
-The three estimation runs are ordinary run stores under ``<out>.blend/`` and are reused when
-already finished, so a resumed Gradient Blending run gets the same weights.
+The three estimation runs are ordinary run stores under ``<out>.blend/``; one that finished with
+exactly the same settings is reused (so a resumed Gradient Blending run gets the same weights), any
+other is replaced.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lca_toolkit import open_run
+from lca_toolkit.store import is_run_store
 
 from ..regularizers import HeadMetrics, average_blend_weights, estimate_blend_weights
 from .config import ExperimentConfig, RecordConfig, RegularizerConfig
@@ -73,6 +76,16 @@ def weights_from_epochs(
     return average_blend_weights(history), history
 
 
+def _finished_with(cfg: ExperimentConfig) -> bool:
+    """A finished estimation run of exactly these settings (so a resumed run gets the same weights)."""
+    if not is_run_store(cfg.out):
+        return False
+    run = open_run(cfg.out)
+    stored = run.config.get("experiment", {})
+    wanted = cfg.to_dict()
+    return run.status == "finished" and {k: stored.get(k) for k in wanted} == wanted
+
+
 def estimate_by_training(
     config: ExperimentConfig, run: Callable[[ExperimentConfig], Any], echo: Callable[[str], None]
 ) -> tuple[tuple[float, float, float], dict[str, Any]]:
@@ -85,7 +98,10 @@ def estimate_by_training(
     """
     frames = {}
     for head, cfg in estimation_configs(config).items():
-        done = Path(cfg.out).exists() and open_run(cfg.out).status == "finished"
+        done = _finished_with(cfg)
+        if not done and Path(cfg.out).exists():  # a run of other settings or an unfinished one
+            shutil.rmtree(cfg.out)
+            shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
         if not done:
             echo(
                 f"gradient blending: estimation run for the {head} head ({cfg.variant}, {cfg.n_epochs} epochs)"

@@ -7,7 +7,7 @@ and the run stores it (as JSON) in the store's ``config.experiment`` attribute.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,33 @@ class ExperimentConfig:
     def with_(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        """Rebuild a config from :meth:`to_dict` output (extra keys, such as results, ignored)."""
+
+        def pick(klass: type, values: dict[str, Any]) -> dict[str, Any]:
+            names = {f.name for f in fields(klass)}
+            return {k: v for k, v in values.items() if k in names}
+
+        data = pick(DataSource, d.get("data", {}))
+        for key in ("manifest", "data_root", "synthetic_root"):
+            if data.get(key) is not None:
+                data[key] = Path(data[key])
+        regs = pick(RegularizerConfig, d.get("regularizers", {}))
+        for key in ("modality_dropout", "blend_weights"):
+            if regs.get(key) is not None:
+                regs[key] = tuple(regs[key])
+        if regs.get("pretrained") is not None:
+            regs["pretrained"] = tuple(Path(p) for p in regs["pretrained"])
+        top = pick(cls, d)
+        top.update(
+            out=Path(d["out"]),
+            data=DataSource(**data),
+            record=RecordConfig(**pick(RecordConfig, d.get("record", {}))),
+            regularizers=RegularizerConfig(**regs),
+        )
+        return cls(**top)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form stored with the run."""

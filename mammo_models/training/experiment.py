@@ -292,15 +292,23 @@ class Experiment:
         best = {"epoch": -1, "val_auc": -math.inf}
         epoch, start = 0, 0
         if self.resume:
-            state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location=self.device)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            tracker.load_state_dict(state["tracker"])
+            # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
+            state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location="cpu")
+            check_resumable(state.get("config", {}), c)
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                tracker.load_state_dict(state["tracker"])
+            except (RuntimeError, KeyError, ValueError) as exc:
+                raise ResumeError(
+                    f"--resume: {c.checkpoint_dir / 'last.pt'} does not fit this model: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
             epoch, start, best = state["epoch"], state["start"], state["best"]
             acc.load_state_dict(state["accumulator"], self.device)
-            torch.set_rng_state(state["rng_torch"])
+            torch.set_rng_state(state["rng_torch"].cpu())
             if state["rng_cuda"] is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng_cuda"])
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
             self.echo(f"resuming at epoch {epoch}, step {tracker.step}")
         bar = tqdm(
             total=n_epochs * steps_per_epoch,
@@ -341,6 +349,9 @@ class Experiment:
                     break
                 if self.checkpoint_every and tracker.step % self.checkpoint_every == 0:
                     self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+            partial = start < steps_per_epoch  # --max-steps stopped inside the epoch
+            if partial:  # checkpoint before this partial epoch is logged: resume finishes it
+                self._save_last(model, optimizer, tracker, epoch, start, acc, best)
             val = split_metrics(predict(model, val_loader, self.device), "val")
             metrics = {**acc.metrics(), **val.as_dict("val")}
             if subset_loader is not None:
@@ -353,6 +364,9 @@ class Experiment:
                     {"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc},
                     c.checkpoint_dir / "best.pt",
                 )
+            if partial:
+                epoch += 1
+                break
             epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
             self._save_last(model, optimizer, tracker, epoch, start, acc, best)
         bar.close()
@@ -408,6 +422,30 @@ class Experiment:
             lca_share=share,
             median_rel_residual=residual,
             notes=list(self.notes),
+        )
+
+
+RESUME_MAY_CHANGE: frozenset[str] = frozenset(
+    {"device", "num_workers", "max_steps", "checkpoint_every"}
+)
+"""Options a resumed run may change; every other difference would mix two experiments in one store."""
+
+
+def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
+    """Refuse to resume with settings that differ from the checkpoint's (naming the first ones)."""
+    now = config.to_dict()
+    differing = [
+        k
+        for k in sorted(set(saved) | set(now))
+        if k not in RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
+    ]
+    if differing:
+        shown = ", ".join(
+            f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})" for k in differing[:3]
+        )
+        raise ResumeError(
+            f"--resume with settings that differ from the run's: {shown}; resume with the run's "
+            "own settings (lca-run mammo --out STORE --resume reads them from the store)"
         )
 
 

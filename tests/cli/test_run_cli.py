@@ -151,8 +151,12 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted(synth, tmp_path):
     state = torch.load(f"{killed}.ckpt/last.pt", weights_only=False)
     assert state["tracker"]["step"] == 6 and state["start"] == 2  # mid-epoch checkpoint
 
-    code, text = tiny(synth, killed, "--resume", "--lr", "1e-3", "--checkpoint-every", "3")
-    assert code == 0, text
+    code, text = lca_run("mammo", "--out", killed, "--resume", "--quiet", "--lr", "1e-2")
+    assert (
+        code == 2 and "--resume continues the run with its own settings; do not pass --lr" in text
+    )
+    code, text = lca_run("mammo", "--out", killed, "--resume", "--quiet", "--checkpoint-every", "3")
+    assert code == 0, text  # the run's own settings come from its store
     assert "resuming at epoch 1, step 6" in text
     a, b = open_run(reference), open_run(killed)
     for name in (
@@ -254,3 +258,21 @@ def test_bad_input_is_one_clear_line(synth, tmp_path):
     code, text = tiny(synth, existing, "--overwrite")
     assert code != 0 and "not a run store; refusing to delete it" in text
     assert (existing / "keep.txt").read_text() == "precious"
+
+
+def test_resume_refuses_settings_that_differ_from_the_checkpoint(synth, tmp_path):
+    from dataclasses import replace
+
+    from mammo_models.training import ResumeError
+
+    out = tmp_path / "run.zarr"
+    config = tiny_config(out, synth)
+    Experiment(replace(config, max_steps=2), progress=False).run()
+    with pytest.raises(
+        ResumeError, match=r"differ from the run's: lr \(checkpoint 0.001, now 0.01\)"
+    ):
+        Experiment(replace(config, lr=1e-2), resume=True, progress=False).run()
+    # A run stopped by max_steps mid-epoch resumes inside that epoch and finishes it.
+    Experiment(config, resume=True, progress=False).run()
+    assert open_run(out).array("steps/step").tolist() == list(range(1, 9))
+    assert open_run(out).epochs()["epoch"].tolist() == [0, 1]
