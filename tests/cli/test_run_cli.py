@@ -132,6 +132,18 @@ def test_every_regularizer_runs_and_records(regularizer, extra, groups, synth, u
         weights = experiment["blend_estimation"]["weights"]
         assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
         assert Path(f"{path}.blend/uni_cc.zarr").exists()
+        # The estimation runs are reused only for exactly the same settings.
+        from dataclasses import replace
+
+        from mammo_models.training import ExperimentConfig
+        from mammo_models.training.blending import _finished_with, estimation_configs
+
+        config = ExperimentConfig.from_dict(experiment)
+        assert config.to_dict() == {k: experiment[k] for k in config.to_dict()}
+        same = estimation_configs(config)
+        assert all(_finished_with(cfg) for cfg in same.values())
+        other = estimation_configs(replace(config, lr=1e-3))
+        assert not any(_finished_with(cfg) for cfg in other.values())
 
 
 def test_resume_after_kill_mid_epoch_equals_uninterrupted(synth, tmp_path):
