@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import matplotlib
@@ -12,23 +11,13 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
+import plot_stores as stores
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from cli.plot import main
 from lca_toolkit.plots import auc_table
-
-
-def _load_stores():
-    path = Path(__file__).parents[1] / "lca_toolkit" / "test_plots_stores.py"
-    spec = importlib.util.spec_from_file_location("plot_test_stores", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stores = _load_stores()
 
 
 def predictions(seed: int, n: int = 30) -> dict:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+import plot_stores as stores
 import pytest
 
 from lca_toolkit import open_run, open_runs
@@ -22,17 +20,6 @@ from lca_toolkit.plots import (
     smooth,
     split_by,
 )
-
-
-def _load_stores():
-    path = Path(__file__).with_name("test_plots_stores.py")
-    spec = importlib.util.spec_from_file_location("plot_test_stores", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stores = _load_stores()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
+import plot_stores as stores
 import pytest
 from matplotlib.collections import PolyCollection
 from PIL import Image
@@ -28,17 +28,6 @@ from lca_toolkit.plots import (
     plot_residual,
     save_figure,
 )
-
-
-def _load_stores():
-    path = Path(__file__).with_name("test_plots_stores.py")
-    spec = importlib.util.spec_from_file_location("plot_test_stores", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stores = _load_stores()
 
 
 def lines_by_label(ax) -> dict:

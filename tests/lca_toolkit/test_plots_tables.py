@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plot_stores as stores
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -21,16 +21,6 @@ from lca_toolkit.plots import (
     write_auc_table,
 )
 
-
-def _load_stores():
-    path = Path(__file__).with_name("test_plots_stores.py")
-    spec = importlib.util.spec_from_file_location("plot_test_stores", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stores = _load_stores()
 N = 40
 
 
