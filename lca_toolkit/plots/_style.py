@@ -216,6 +216,21 @@ def root_figure(ax: Axes) -> Figure:
     return fig
 
 
+def draw_column(
+    ax: Axes,
+    frames: list,
+    agg,
+    column: str,
+    x: str,
+    **kw,
+) -> None:
+    """Draw ``column`` of one run (``agg is None``) or the mean +/- std of several (``agg``)."""
+    if agg is None:
+        draw_series(ax, frames[0][x], frames[0][column], **kw)
+    else:
+        draw_series(ax, agg[x], agg[f"{column}/mean"], std=agg[f"{column}/std"], **kw)
+
+
 def draw_series(
     ax: Axes,
     x: np.ndarray,

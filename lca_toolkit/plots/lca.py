@@ -18,7 +18,7 @@ from ._data import (
     labelled_runs,
     select_groups,
 )
-from ._style import display_name, draw_series, group_colors, marker_kw, new_figure, root_figure
+from ._style import display_name, draw_column, group_colors, marker_kw, new_figure, root_figure
 
 TOTAL = "total"
 """Name of the column holding the cumulative actual loss change."""
@@ -109,27 +109,7 @@ def plot_cumulative_lca(
     for column, color, label, kw in series:
         if all(all_nan(f[column]) for f in frames):
             continue
-        if agg is None:
-            draw_series(
-                ax,
-                frames[0]["end_step"],
-                frames[0][column],
-                color=color,
-                label=label,
-                **markers,
-                **kw,
-            )
-        else:
-            draw_series(
-                ax,
-                agg["end_step"],
-                agg[f"{column}/mean"],
-                std=agg[f"{column}/std"],
-                color=color,
-                label=label,
-                **markers,
-                **kw,
-            )
+        draw_column(ax, frames, agg, column, "end_step", color=color, label=label, **markers, **kw)
     ax.set_xlabel("iteration (optimizer step at the end of the LCA interval)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(LCA_YLABEL)

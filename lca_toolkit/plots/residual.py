@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ._data import PlotError, RunsLike, aggregate, labelled_runs
-from ._style import axes_list, draw_series, marker_kw, new_figure, root_figure
+from ._style import axes_list, draw_column, marker_kw, new_figure, root_figure
 
 COLUMNS: dict[str, tuple[str, str, dict]] = {
     "loss_change": ("actual loss change L(end) − L(start)", "black", {}),
@@ -88,27 +88,9 @@ def plot_residual(
     markers = marker_kw(max(len(f) for f in frames))
     for column, (label, color, kw) in COLUMNS.items():
         target = bottom if column == "residual" else top
-        if agg is None:
-            draw_series(
-                target,
-                frames[0]["end_step"],
-                frames[0][column],
-                color=color,
-                label=label,
-                **markers,
-                **kw,
-            )
-        else:
-            draw_series(
-                target,
-                agg["end_step"],
-                agg[f"{column}/mean"],
-                std=agg[f"{column}/std"],
-                color=color,
-                label=label,
-                **markers,
-                **kw,
-            )
+        draw_column(
+            target, frames, agg, column, "end_step", color=color, label=label, **markers, **kw
+        )
     if title is None:
         who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
         title = f"LCA completeness per interval — {who}"
