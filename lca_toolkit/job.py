@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ._batches import move_to
+from .checkpoint import save_atomic
 from .errors import LcaToolkitError
 from .groups import ParamGroups
 from .tracker import Tracker
@@ -196,10 +197,7 @@ def run_job(
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": epoch + 1,
             }
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, ckpt)
+            save_atomic(state, ckpt)
             if progress is not None:
                 progress(epoch, tracker.step, loss_value)
     return JobResult(store=store, steps=tracker.step, epochs=job.epochs, final_loss=loss_value)
