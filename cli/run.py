@@ -142,7 +142,8 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(list(TRAIN_PRESETS)),
             default="demo",
             show_default=True,
-            help="tiny (tests, seconds), demo (2 CPU cores, minutes), paper (full resolution, GPU).",
+            help="tiny (tests, seconds), small (make figures, under a minute a run), demo (2 CPU "
+            "cores, minutes), paper (full resolution, GPU).",
         ),
         click.option(
             "--lr",

@@ -4,6 +4,7 @@
 preset      scale    CC window (H x W)      MLO window (H x W)     synthetic data
 ==========  =======  =====================  =====================  =================================
 ``tiny``    0.024    64 x 47                71 x 42                16 patients (32 breasts), for tests
+``small``   0.035    94 x 68                104 x 61               200 patients (400 breasts)
 ``demo``    1/16     167 x 121              186 x 109              200 patients (400 breasts)
 ``paper``   1        2677 x 1942            2974 x 1748            the demo data, resized up
 ==========  =======  =====================  =====================  =================================
@@ -13,7 +14,8 @@ runs under ``tiny`` as well as under ``paper``; window jitter (100 full-resoluti
 with it. Synthetic images are stored about 15% larger than the preset's windows, so the window has
 room to move and the breast-box placement matters.
 
-``demo`` is sized so that a two-view ResNet-22 trains on 2 CPU cores in a few minutes: each
+``small`` is the scale of ``make figures``, which trains about a hundred short runs for the
+paper's figures and tables. ``demo`` is sized so that a two-view ResNet-22 trains on 2 CPU cores in a few minutes: each
 epoch holds the ~120 training breasts with a finding plus as many without (about 60 steps of
 batch 4, about 20 s each for a joint model). ``paper`` is meant for real data; given the synthetic
 data it uses the demo images, upsampled 16x (slow, and no more informative).
@@ -51,7 +53,7 @@ class DataPreset:
     """The data side of a named preset.
 
     Attributes:
-        name: ``tiny``, ``demo`` or ``paper``.
+        name: ``tiny``, ``small``, ``demo`` or ``paper``.
         scale: image resolution relative to the paper's full-resolution images.
         crop: window jitter.
         cache_mb: in-memory cache of decoded, scaled images (per process).
@@ -85,6 +87,13 @@ PRESETS: dict[str, DataPreset] = {
         synthetic=_synthetic_for(0.024, 16),
         cache_mb=64,
         description="tests: windows about 64x48, 32 synthetic breasts",
+    ),
+    "small": DataPreset(
+        name="small",
+        scale=0.035,
+        synthetic=_synthetic_for(0.035, 200),
+        cache_mb=256,
+        description="figures: windows about 94x68 (0.035 scale), 400 synthetic breasts",
     ),
     "demo": DataPreset(
         name="demo",

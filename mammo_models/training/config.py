@@ -31,7 +31,7 @@ class TrainPreset:
     """Training-side settings of a named preset (the data side lives in ``mammo_models.data``).
 
     Attributes:
-        name: ``tiny``, ``demo`` or ``paper``.
+        name: ``tiny``, ``small``, ``demo`` or ``paper``.
         epochs: default epochs (the paper: 100; Modality Dropout 150; Pretraining 50).
         lca_every: k, optimizer steps between LCA snapshots (the paper: 60).
         lca_subset: breasts in the fixed LCA evaluation subset E, drawn once from the training
@@ -60,6 +60,9 @@ class TrainPreset:
 TRAIN_PRESETS: dict[str, TrainPreset] = {
     "tiny": TrainPreset(
         "tiny", epochs=2, lca_every=3, lca_subset=8, eval_batch_size=8, tta=2, blend_epochs=2
+    ),
+    "small": TrainPreset(
+        "small", epochs=10, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=3
     ),
     "demo": TrainPreset(
         "demo", epochs=12, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=4
@@ -145,7 +148,7 @@ class ExperimentConfig:
         out: the run store (``.zarr``); checkpoints go to ``<out>.ckpt/``.
         variant: ``uni_cc``, ``uni_mlo``, ``joint``, ``shared`` or ``split``.
         regularizer: one of :data:`REGULARIZERS` (applied to the Joint ResNet in the paper).
-        preset: ``tiny``, ``demo`` or ``paper``.
+        preset: ``tiny``, ``small``, ``demo`` or ``paper``.
         lr: Adam learning rate (the base rate for Split Learning Rates).
         epochs: ``None`` = the preset's (scaled for Modality Dropout and Pretraining).
         batch_size: 4 in the paper.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +62,11 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
     """The synthetic set of the preset (generated once, cached) or the user's manifest."""
     views = VIEWS[config.variant]
     if config.data.kind == "synthetic":
-        preset = get_preset(config.preset)
-        root = Path(config.data.synthetic_root) / preset.synthetic.hash()[:12]
-        return load_synthetic(preset.synthetic, root, views=views)
+        synthetic = get_preset(config.preset).synthetic
+        if config.data.heatmaps:  # the same breasts, plus the two lesion heatmaps per image
+            synthetic = replace(synthetic, heatmaps=True)
+        root = Path(config.data.synthetic_root) / synthetic.hash()[:12]
+        return load_synthetic(synthetic, root, views=views)
     return load_manifest(config.data.manifest, config.data.data_root, views=views)
 
 

@@ -190,13 +190,13 @@ def test_small_images_are_padded_with_the_background(manifest):
 
 
 def test_presets_and_data_config():
-    assert set(PRESETS) == {"tiny", "demo", "paper"}
+    assert set(PRESETS) == {"tiny", "small", "demo", "paper"}
     assert get_preset("paper").windows == {"CC": (2677, 1942), "MLO": (2974, 1748)}
     assert get_preset("demo").windows == {"CC": (167, 121), "MLO": (186, 109)}
     tiny = get_preset("tiny")
     assert tiny.synthetic.image_size_cc[0] > tiny.windows["CC"][0]
     assert tiny.data_config(heatmaps=True).channels == 3 and tiny.data_config().scale == 0.024
-    with pytest.raises(DataConfigError, match="unknown data preset 'huge'.*tiny, demo, paper"):
+    with pytest.raises(DataConfigError, match="unknown data preset 'huge'.*tiny, small, demo, paper"):
         get_preset("huge")
     with pytest.raises(DataConfigError, match="mirror"):
         DataConfig(mirror="sometimes")
