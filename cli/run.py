@@ -604,5 +604,9 @@ def sweep(
         )
 
 
+from cli.recipe import recipe  # noqa: E402 - registered last; it reuses fail_cleanly from here
+
+main.add_command(recipe)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,125 @@
+"""``lca-run recipe``: the paper's figures and tables, each trained and drawn by one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes
+from mammo_models.training import TRAIN_PRESETS, DataSource
+from mammo_models.training.sweep import parse_seeds
+
+
+@click.command("recipe")
+@click.argument("names", nargs=-1, type=click.Choice(["all", *RECIPES]))
+@click.option(
+    "--preset",
+    type=click.Choice(list(TRAIN_PRESETS)),
+    default="small",
+    show_default=True,
+    help="small (make figures: 2 CPU cores, under 45 minutes), paper (the paper's scale, GPU).",
+)
+@click.option(
+    "--runs",
+    "runs_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/figures"),
+    show_default=True,
+    help="Run stores go to RUNS/<preset>/; finished ones are reused.",
+)
+@click.option(
+    "--figures",
+    "figures_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("figures"),
+    show_default=True,
+    help="Where the figures, tables and README.md go.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A manifest of real data instead of the bundled synthetic set.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder the manifest's paths are relative to [default: the manifest's folder].",
+)
+@click.option(
+    "--synthetic-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/synthetic"),
+    show_default=True,
+    help="Where the synthetic set is generated and cached.",
+)
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of every table row.")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Epochs per run [default: the preset's]."
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs trained at the same time (processes sharing the CPU cores).",
+)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+def recipe(
+    names: tuple[str, ...],
+    preset: str,
+    runs_dir: Path,
+    figures_dir: Path,
+    manifest: Path | None,
+    data_root: Path | None,
+    synthetic_root: Path,
+    seeds: str,
+    epochs: int | None,
+    jobs: int,
+    device: str,
+) -> None:
+    """Train the runs a figure or table of the paper needs and draw it (NAMES: all, fig3...fig8,
+    table1...table3; default all).
+
+    Each run is trained once even when several figures use it, dependencies first (Pretraining
+    needs the uni-view runs, Table 2's Split Learning Rates row the Figure 8 sweep); an
+    interrupted call continues where it stopped. FIGURES/README.md lists every figure, the
+    command that made it and what it shows.
+
+    \b
+    Examples:
+      lca-run recipe all --jobs 2                      # what make figures runs
+      lca-run recipe fig4 fig5                         # one Joint ResNet run with LCA
+      lca-run recipe table1 --manifest data/cbis/manifest.csv --preset paper --device cuda
+    """
+    from cli.run import fail_cleanly  # shared error handling; imported late to avoid a cycle
+
+    @fail_cleanly
+    def go() -> None:
+        if data_root is not None and manifest is None:
+            raise click.BadParameter("--data-root needs --manifest", param_hint="--data-root")
+        settings = RecipeSettings(
+            runs_dir=runs_dir,
+            figures_dir=figures_dir,
+            preset=preset,
+            data=DataSource(
+                kind="manifest" if manifest else "synthetic",
+                manifest=manifest,
+                data_root=data_root,
+                synthetic_root=synthetic_root,
+            ),
+            device=device,
+            seeds=parse_seeds(seeds),
+            epochs=epochs,
+        )
+        report = make_recipes(list(names) or ["all"], settings, jobs=jobs, echo=click.echo)
+        trained = sum(o.status == "trained" for o in report.outcomes)
+        click.echo(
+            f"{len(report.rendered)} figure(s)/table(s) in {figures_dir} ({trained} runs trained, "
+            f"{len(report.outcomes) - trained} reused or not run) in {report.seconds / 60:.1f} min; "
+            f"see {report.readme}"
+        )
+        if not report.ok:
+            raise click.ClickException("some runs or figures failed (listed above)")
+
+    go()

@@ -1,0 +1,171 @@
+"""The runs behind each figure and table, as :class:`RunSpec` lists (nothing is trained here).
+
+Run names (store paths under ``settings.root``):
+
+* ``fig3/uni_cc/lrNN_seed0``, ``fig3/uni_mlo/lrNN_seed0``: the uni-view learning-rate sweeps;
+* ``lca/joint_lr<lr>``: Joint ResNet runs with LCA (Figures 4-7);
+* ``fig8/split_lrNN_seed0``: the Split Learning Rates sweep (Figure 8);
+* ``tables/heatmaps/<row>_seed<s>``: Tables 1 and 2 (image + heatmap inputs, as in the paper);
+* ``tables/images/<row>_seed<s>``: Table 3 (image only).
+
+Table 2's Joint ResNet row is Table 1's; its Pretraining runs start from Table 1's uni-view runs
+of the same seed; its Split Learning Rates row repeats the best setting (validation AUC) of the
+Figure 8 sweep over the seeds, as the paper did.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+from lca_toolkit import open_run
+
+from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
+from ..training.sweep import SweepSpec, plan_sweep
+from .settings import RecipeSettings, RunSpec
+
+COST: dict[str, float] = {
+    "uni_cc": 0.5,
+    "uni_mlo": 0.5,
+    "joint": 1.0,
+    "shared": 1.0,
+    "split": 1.0,
+    "pretraining": 0.6,
+    "modality_dropout": 1.5,
+    "split_lr": 1.0,
+    "gradient_blending": 2.2,
+    "lca": 1.6,
+}
+"""Rough training cost relative to a Joint ResNet run, for scheduling the longest first."""
+
+TABLE1_ROWS: tuple[tuple[str, str], ...] = (
+    ("uni_mlo", "uni-view MLO"),
+    ("uni_cc", "uni-view CC"),
+    ("split", "Split ResNet"),
+    ("joint", "Joint ResNet"),
+    ("shared", "Shared ResNet"),
+)
+TABLE2_ROWS: tuple[tuple[str, str], ...] = (
+    ("joint", "Joint ResNet"),
+    ("pretraining", "+ Pretraining"),
+    ("split_lr", "+ Split Learning Rates"),
+    ("gradient_blending", "+ Gradient Blending"),
+    ("modality_dropout", "+ Modality Dropout"),
+)
+TABLE3_ROWS: tuple[tuple[str, str], ...] = (
+    ("joint", "Joint ResNet"),
+    ("modality_dropout", "+ Modality Dropout"),
+    ("shared", "Shared ResNet"),
+)
+VARIANT_ROWS = frozenset({"uni_cc", "uni_mlo", "joint", "shared", "split"})
+
+
+def _fixed(config: ExperimentConfig):
+    return lambda: config
+
+
+def _name(s: RecipeSettings, config: ExperimentConfig) -> str:
+    return Path(config.out).relative_to(s.root).as_posix().removesuffix(".zarr")
+
+
+def _sweep(s: RecipeSettings, base: ExperimentConfig, spec: SweepSpec, folder: str, cost: float):
+    planned = plan_sweep(base, spec, s.root / folder)
+    return [RunSpec(_name(s, cfg), _fixed(cfg), cost=cost) for _, cfg, _ in planned]
+
+
+# ---------------------------------------------------------------------------------------- figures
+def fig3_runs(s: RecipeSettings) -> list[RunSpec]:
+    """Uni-view CC and MLO models at ``n_lr`` log-uniform rates in [1e-5, 3e-3] (appendix B)."""
+    runs = []
+    for variant in ("uni_cc", "uni_mlo"):
+        base = s.config(f"fig3/{variant}/base", variant=variant)
+        spec = SweepSpec("lr", n=s.n_lr, seeds=(0,), lr_range=(1e-5, 3e-3), sweep_seed=3)
+        runs += _sweep(s, base, spec, f"fig3/{variant}", COST[variant])
+    return runs
+
+
+def lca_run_name(lr: float) -> str:
+    return f"lca/joint_lr{lr:.0e}"
+
+
+def lca_runs(s: RecipeSettings, lr: float) -> list[RunSpec]:
+    """One Joint ResNet run with LCA recorded (the preset's k and subset, train-mode BN)."""
+    name = lca_run_name(lr)
+    cfg = s.config(name, variant="joint", lr=lr, record=RecordConfig(lca=True))
+    return [RunSpec(name, _fixed(cfg), cost=COST["lca"])]
+
+
+def fig8_runs(s: RecipeSettings) -> list[RunSpec]:
+    """Split Learning Rates settings: alpha ~ U[-1, 1] per component around ``table_lr``."""
+    base = s.config("fig8/base", variant="joint", lr=s.table_lr, data=_heatmaps(s, True))
+    spec = SweepSpec("split_lr", n=s.n_split_lr, seeds=(0,), sweep_seed=8)
+    return _sweep(s, base, spec, "fig8", COST["split_lr"])
+
+
+# ---------------------------------------------------------------------------------------- tables
+def _heatmaps(s: RecipeSettings, on: bool):
+    return replace(s.data, heatmaps=on)
+
+
+def table_run_name(folder: str, row: str, seed: int) -> str:
+    return f"tables/{folder}/{row}_seed{seed}"
+
+
+def _row_run(s: RecipeSettings, folder: str, row: str, seed: int) -> RunSpec:
+    """One seed of one table row (a variant, or a regulariser on the Joint ResNet)."""
+    name = table_run_name(folder, row, seed)
+    data = _heatmaps(s, folder == "heatmaps")
+    fields: dict[str, object] = {"seed": seed, "lr": s.table_lr, "data": data}
+    if row in VARIANT_ROWS:
+        return RunSpec(name, _fixed(s.config(name, variant=row, **fields)), cost=COST[row])
+    if row == "modality_dropout":
+        regs = RegularizerConfig(modality_dropout=s.dropout)
+        cfg = s.config(name, regularizer=row, regularizers=regs, **fields)
+        return RunSpec(name, _fixed(cfg), cost=COST[row])
+    if row == "gradient_blending":
+        cfg = s.config(name, regularizer=row, **fields)
+        return RunSpec(name, _fixed(cfg), cost=COST[row])
+    if row == "pretraining":
+        cc, mlo = (table_run_name(folder, v, seed) for v in ("uni_cc", "uni_mlo"))
+        best = tuple(Path(f"{s.root / n}.zarr.ckpt") / "best.pt" for n in (cc, mlo))
+        regs = RegularizerConfig(pretrained=best)  # type: ignore[arg-type]
+        cfg = s.config(name, regularizer=row, regularizers=regs, **fields)
+        return RunSpec(name, _fixed(cfg), needs=(cc, mlo), cost=COST[row])
+    if row == "split_lr":
+        sweep = [r.name for r in fig8_runs(s)]
+
+        def build() -> ExperimentConfig:
+            alphas = best_split_lr_alphas([s.root / f"{n}.zarr" for n in sweep])
+            regs = RegularizerConfig(split_lr_alphas=alphas)
+            return s.config(name, regularizer=row, regularizers=regs, **fields)
+
+        return RunSpec(name, build, needs=tuple(sweep), cost=COST[row])
+    raise ValueError(f"unknown table row {row!r}")
+
+
+def best_split_lr_alphas(stores: list[Path]) -> dict[str, float]:
+    """The alphas of the sweep run with the best validation AUC (the paper's selection)."""
+    best, best_auc = None, -math.inf
+    for store in stores:
+        run = open_run(store)
+        auc = run.attrs.get("results", {}).get("best_val_auc", math.nan)
+        if auc is not None and math.isfinite(auc) and auc > best_auc:
+            best, best_auc = run.config["experiment"]["alphas"], auc
+    if best is None:
+        raise ValueError(
+            f"no Split Learning Rates sweep run under {stores[0].parent} has a validation AUC"
+        )
+    return {k: float(v) for k, v in best.items()}
+
+
+def table_runs(s: RecipeSettings, folder: str, rows: tuple[tuple[str, str], ...]) -> list[RunSpec]:
+    runs = []
+    for row, _ in rows:
+        for seed in s.seeds:
+            if row == "pretraining":  # its uni-view starting points are Table 1's runs
+                runs += [_row_run(s, folder, v, seed) for v in ("uni_cc", "uni_mlo")]
+            if row == "split_lr":
+                runs += fig8_runs(s)
+            runs.append(_row_run(s, folder, row, seed))
+    return runs

@@ -1,0 +1,181 @@
+"""Figures and tables from the recipes' run stores, with the numbers ``figures/README.md`` quotes.
+
+Every function reads finished stores only (through :mod:`lca_toolkit.plots`), writes its files and
+returns them with one-line findings measured on the same stores, so the README never states a
+number the figure does not show.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lca_toolkit import open_run, open_runs
+from lca_toolkit.plots import (
+    auc_table,
+    plot_cumulative_lca,
+    plot_grad_norm,
+    plot_learning_curves,
+    plot_lr_distribution,
+    plot_residual,
+    save_figure,
+    to_markdown,
+)
+from lca_toolkit.plots.tables import write_auc_table
+
+from . import plans
+from .settings import RecipeSettings
+
+VIEW_GROUPS = ["cc", "mlo"]
+
+
+@dataclass
+class Rendered:
+    """Files written by one recipe and what they show, in numbers."""
+
+    files: list[Path] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    markdown: str = ""
+
+
+def _stores(s: RecipeSettings, names: list[str]) -> list[Path]:
+    return [s.root / f"{n}.zarr" for n in names]
+
+
+def _pct(x: float, digits: int = 0) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.{digits}f}%"
+
+
+# ------------------------------------------------------------------------------------ Figure 3
+def fig3(s: RecipeSettings) -> Rendered:
+    """Train and validation AUC per epoch, mean +/- std over the learning rates, per view."""
+    runs = open_runs(_stores(s, [r.name for r in plans.fig3_runs(s)]), require_same_groups=False)
+    fig = plot_learning_curves(
+        runs,
+        group_by="experiment.variant",
+        title="Uni-view models: mean ± std over learning rates",
+    )
+    out = save_figure(fig, s.figures_dir / "fig3_learning_curves.png")
+    findings = []
+    for view, label in (("uni_cc", "CC"), ("uni_mlo", "MLO")):
+        members = [r for r in runs if r.config["experiment"]["variant"] == view]
+        epochs = [r.epochs() for r in members]
+        best_epoch = np.mean(
+            [e["epoch"].iloc[int(e["val_auc"].fillna(-1).argmax())] for e in epochs]
+        )
+        best_val = np.mean([e["val_auc"].max() for e in epochs])
+        first_train = np.mean([e["train_auc"].iloc[0] for e in epochs])
+        tests = [r.attrs["results"]["test_auc"] for r in members]
+        findings.append(
+            f"{label} models: train AUC after the first epoch {first_train:.3f} (mean), best "
+            f"validation AUC {best_val:.3f} (mean) at epoch {best_epoch:.1f} (mean; epochs "
+            f"counted from 0 as on the x axis); the best {label} model's test AUC "
+            f"{np.nanmax(tests):.3f}."
+        )
+    return Rendered([out], findings)
+
+
+# -------------------------------------------------------------------------------- Figures 4-7
+def _lca_shares(run) -> dict[str, float]:
+    lca = run.lca()
+    totals = {g: float(lca[f"lca/{g}"].sum()) for g in run.groups}
+    whole = sum(totals.values())
+    return {g: v / whole for g, v in totals.items()} if whole else {}
+
+
+def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str) -> Rendered:
+    """Panel (a): gradient norm of the CC and MLO columns; (b): their cumulative LCA."""
+    store = s.root / f"{plans.lca_run_name(lr)}.zarr"
+    run = open_run(store)
+    fig = Figure(figsize=(13.0, 4.4), layout="constrained")
+    a, b = fig.subplots(1, 2)
+    plot_grad_norm(
+        run, groups=VIEW_GROUPS, smooth_window=20, ax=a, title="(a) gradient norm per column"
+    )
+    plot_cumulative_lca(run, groups=VIEW_GROUPS, ax=b, title="(b) cumulative LCA per column")
+    fig.suptitle(f"Joint ResNet, learning rate {lr:g}")
+    out = save_figure(fig, s.figures_dir / f"{stem}.png")
+    steps = run.steps()
+    cc, mlo = steps["grad_norm/cc"], steps["grad_norm/mlo"]
+    share = _lca_shares(run)
+    findings = [
+        f"gradient norm: MLO column above the CC column in {_pct(float((mlo > cc).mean()))} of "
+        f"{len(steps)} steps (median ratio MLO/CC {float((mlo / cc).median()):.2f}).",
+        "share of the summed LCA over "
+        f"{len(run.lca())} intervals: "
+        + ", ".join(f"{g} {_pct(v)}" for g, v in share.items())
+        + " (each group's LCA divided by the sum over groups; LCA < 0 lowers the loss).",
+    ]
+    return Rendered([out], findings)
+
+
+def fig5(s: RecipeSettings) -> Rendered:
+    """Actual loss change vs summed LCA per interval, and the residual."""
+    lr = s.lca_lrs[0]
+    run = open_run(s.root / f"{plans.lca_run_name(lr)}.zarr")
+    fig = plot_residual(run, title=f"LCA residual, Joint ResNet, learning rate {lr:g}")
+    out = save_figure(fig, s.figures_dir / "fig5_lca_residual.png")
+    lca = run.lca()
+    change = lca["loss_change"].abs()
+    rel = (lca["residual"].abs() / change.replace(0, np.nan)).median()
+    whole = lca["residual"].abs().sum() / change.sum() if change.sum() else math.nan
+    quad = run.config.get("tracker", {}).get("lca", {}) or {}
+    findings = [
+        f"{len(lca)} intervals of k = {quad.get('every')} steps, {quad.get('quadrature')} rule: "
+        f"median |residual| / |loss change| {_pct(float(rel), 1)}, "
+        f"sum |residual| / sum |loss change| {_pct(float(whole), 1)}."
+    ]
+    return Rendered([out], findings)
+
+
+# ------------------------------------------------------------------------------------ Figure 8
+def fig8(s: RecipeSettings) -> Rendered:
+    """Histograms of the per-component learning rates of the Split Learning Rates sweep."""
+    runs = open_runs(_stores(s, [r.name for r in plans.fig8_runs(s)]))
+    fig = plot_lr_distribution(runs, components=["cc", "mlo", "shared"])
+    out = save_figure(fig, s.figures_dir / "fig8_split_lr.png")
+    rates = pd.DataFrame([r.config["experiment"]["split_lr"] for r in runs])
+    best = plans.best_split_lr_alphas([Path(r.path) for r in runs])
+    findings = [
+        f"{len(runs)} runs; sampled rates from {rates.min().min():.1e} to {rates.max().max():.1e}; "
+        "best validation AUC with alphas "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in best.items())
+        + " (repeated over the seeds in Table 2)."
+    ]
+    return Rendered([out], findings)
+
+
+# ------------------------------------------------------------------------------------ Tables
+TABLES: dict[str, tuple[str, tuple[tuple[str, str], ...], str]] = {
+    "table1": ("heatmaps", plans.TABLE1_ROWS, "Table 1: test AUC of uni-view models and variants"),
+    "table2": (
+        "heatmaps",
+        plans.TABLE2_ROWS,
+        "Table 2: test AUC of Joint ResNet with regularizers",
+    ),
+    "table3": ("images", plans.TABLE3_ROWS, "Table 3: test AUC without heatmaps"),
+}
+
+
+def table(s: RecipeSettings, name: str) -> Rendered:
+    """Mean +/- std over seeds and the ensemble of the seeds, one row per setting."""
+    folder, rows, title = TABLES[name]
+    frames = []
+    for row, label in rows:
+        stores = _stores(s, [plans.table_run_name(folder, row, seed) for seed in s.seeds])
+        df = auc_table(open_runs(stores), group_by=None)
+        df["setting"], df["name"] = row, label
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    md, csv = write_auc_table(df, s.figures_dir / f"{name}_test_auc", title=title)
+    best = df.loc[df["malignant_auc_mean"].idxmax()]
+    findings = [
+        f"highest mean malignant test AUC: {best['name']} "
+        f"({best['malignant_auc_mean']:.3f} over {int(best['runs'])} seeds)."
+    ]
+    return Rendered([md, csv], findings, markdown=to_markdown(df, ("malignant",)))

@@ -1,0 +1,222 @@
+"""Train the runs of the chosen recipes: each once, dependencies first, longest first, resumable.
+
+A run whose store already finished with exactly the wanted settings is reused, an interrupted one
+is resumed from its checkpoint, anything else (other settings, no checkpoint) is trained again.
+So ``make figures`` run twice trains nothing the second time, and a stopped one continues.
+
+With ``jobs > 1`` runs train in that many worker processes, each with ``cores // jobs`` torch
+threads: the small convolutions of the ``small`` preset use two threads poorly, two runs at a
+time use the two cores well.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lca_toolkit import open_run
+from lca_toolkit.store import is_run_store
+
+from ..training import Experiment, ExperimentConfig
+from ..training.experiment import RESUME_MAY_CHANGE
+from .settings import RunSpec
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run."""
+
+    name: str
+    status: str  # "trained" | "reused" | "failed" | "blocked"
+    seconds: float = 0.0
+    test_auc: float = math.nan
+    message: str = ""
+
+
+def _wanted(config: ExperimentConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if k not in RESUME_MAY_CHANGE}
+
+
+def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
+    """The stored run is ``config``'s (Gradient Blending stores the weights it estimated)."""
+    wanted = _wanted(config)
+    got = {k: stored.get(k) for k in wanted}
+    if config.regularizers.blend_weights is None and isinstance(got.get("regularizers"), dict):
+        got["regularizers"] = {**got["regularizers"], "blend_weights": None}
+    return got == wanted
+
+
+def store_state(config: ExperimentConfig) -> str:
+    """``finished`` (same settings, done), ``resumable``, ``stale`` (remove) or ``missing``."""
+    out = Path(config.out)
+    if not out.exists():
+        return "missing"
+    if not is_run_store(out):
+        return "stale"
+    try:
+        run = open_run(out)
+        stored = run.config.get("experiment", {})
+    except Exception:  # noqa: BLE001 - an unreadable store is trained again
+        return "stale"
+    if not _same_settings(stored, config):
+        return "stale"
+    if run.status == "finished" and "results" in run.attrs:
+        return "finished"
+    return "resumable" if (config.checkpoint_dir / "last.pt").is_file() else "stale"
+
+
+def _remove(config: ExperimentConfig) -> None:
+    out = Path(config.out)
+    if out.exists() and not is_run_store(out) and any(out.iterdir()):
+        raise ValueError(f"{out} is in the way of a recipe run and is not a run store")
+    for path in (out, config.checkpoint_dir, Path(f"{out}.blend")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def train_one(config: ExperimentConfig, resume: bool, threads: int) -> tuple[float, float]:
+    """Train one run (in a worker process); returns ``(seconds, test AUC)``."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    result = Experiment(config, resume=resume, progress=False, echo=lambda _: None).run()
+    return time.perf_counter() - t0, result.test_auc
+
+
+def _prepare(config: ExperimentConfig) -> bool | None:
+    """``None`` when the run is done, else whether to resume it."""
+    state = store_state(config)
+    if state == "finished":
+        return None
+    if state == "stale":
+        _remove(config)
+    Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+    return state == "resumable"
+
+
+def unique_runs(specs: list[RunSpec]) -> list[RunSpec]:
+    """Each run once (recipes that share a run name it the same way)."""
+    seen: dict[str, RunSpec] = {}
+    for spec in specs:
+        seen.setdefault(spec.name, spec)
+    missing = {n for s in seen.values() for n in s.needs} - set(seen)
+    if missing:
+        raise ValueError(f"recipe runs need runs that no recipe plans: {sorted(missing)}")
+    return list(seen.values())
+
+
+def run_all(
+    specs: list[RunSpec],
+    *,
+    jobs: int = 1,
+    echo: Callable[[str], None] = print,
+    device_type: str = "cpu",
+) -> list[RunOutcome]:
+    """Train every run in ``specs`` (see the module docstring); one failure blocks its dependants only.
+
+    Args:
+        jobs: runs trained at the same time (worker processes); 1 trains in this process.
+        device_type: ``cuda`` runs keep torch's default threads.
+    """
+    runs = unique_runs(specs)
+    by_name = {r.name: r for r in runs}
+    outcomes: dict[str, RunOutcome] = {}
+    pending = sorted(runs, key=lambda r: -r.cost)
+    threads = 0 if device_type == "cuda" else max(1, (os.cpu_count() or 1) // max(1, jobs))
+    total = len(runs)
+    running: dict[Future, tuple[RunSpec, ExperimentConfig]] = {}
+
+    def new_pool() -> ProcessPoolExecutor | None:
+        return (
+            ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+            if jobs > 1
+            else None
+        )
+
+    pool = new_pool()
+
+    def finish(spec: RunSpec, outcome: RunOutcome) -> None:
+        outcomes[spec.name] = outcome
+        extra = f", test AUC {outcome.test_auc:.3f}" if math.isfinite(outcome.test_auc) else ""
+        took = f" in {outcome.seconds:.0f} s" if outcome.seconds else ""
+        detail = f": {outcome.message}" if outcome.message else ""
+        echo(f"[{len(outcomes)}/{total}] {spec.name}: {outcome.status}{took}{extra}{detail}")
+
+    def ready(spec: RunSpec) -> bool | None:
+        """True to start now, False to wait, None when blocked by a failed dependency."""
+        states = [outcomes.get(n) for n in spec.needs]
+        if any(o is not None and o.status in ("failed", "blocked") for o in states):
+            return None
+        return all(o is not None for o in states)
+
+    try:
+        while pending or running:
+            for spec in list(pending):
+                if pool is not None and len(running) >= jobs:
+                    break
+                go = ready(spec)
+                if go is False:
+                    continue
+                pending.remove(spec)
+                if go is None:
+                    finish(spec, RunOutcome(spec.name, "blocked", message="a run it needs failed"))
+                    continue
+                try:
+                    config = spec.build()
+                    resume = _prepare(config)
+                except Exception as exc:  # noqa: BLE001 - reported, dependants blocked
+                    finish(spec, RunOutcome(spec.name, "failed", message=_one_line(exc)))
+                    continue
+                if resume is None:
+                    auc = open_run(config.out).attrs["results"].get("test_auc", math.nan)
+                    finish(spec, RunOutcome(spec.name, "reused", test_auc=auc))
+                    continue
+                if pool is None:
+                    try:
+                        seconds, auc = train_one(config, resume, threads)
+                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc))
+                    except Exception as exc:  # noqa: BLE001
+                        finish(spec, RunOutcome(spec.name, "failed", message=_one_line(exc)))
+                else:
+                    running[pool.submit(train_one, config, resume, threads)] = (spec, config)
+            if running:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    spec, _config = running.pop(future)
+                    try:
+                        seconds, auc = future.result()
+                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc))
+                    except BrokenProcessPool:  # a worker died (killed, out of memory)
+                        broken = True
+                        message = "its worker process died; run the command again to resume it"
+                        finish(spec, RunOutcome(spec.name, "failed", message=message))
+                    except Exception as exc:  # noqa: BLE001
+                        finish(spec, RunOutcome(spec.name, "failed", message=_one_line(exc)))
+                if broken and not running and pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+            elif pending and all(ready(s) is False for s in pending):
+                names = ", ".join(s.name for s in pending)
+                raise ValueError(f"recipe runs wait on each other: {names}")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return [outcomes[r.name] for r in runs if r.name in outcomes] + [
+        RunOutcome(name, "blocked") for name in by_name if name not in outcomes
+    ]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,90 @@
+"""What every recipe shares: where runs and figures go, the data, the preset, the seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..training import DataSource, ExperimentConfig, RecordConfig
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """Settings of ``lca-run recipe`` (and ``make figures``).
+
+    The defaults follow the paper wherever its choice is stated, and fix what the paper chose by
+    search where a search would not fit in the 45 minutes ``make figures`` may take on 2 CPU
+    cores (each departure is listed in ``figures/README.md``).
+
+    Attributes:
+        runs_dir: one run store per run, under ``<runs_dir>/<preset>/`` so presets never mix.
+        figures_dir: where figures, tables and ``README.md`` are written.
+        preset: ``small`` for ``make figures``; ``paper`` for the paper's scale.
+        data: the bundled synthetic set, or a manifest of real data.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        seeds: repetitions of every table row (3 in the paper).
+        n_lr: learning rates per view for Figure 3 (10 in the paper).
+        n_split_lr: sampled Split Learning Rates settings for Figure 8.
+        lca_lrs: learning rates of the Joint ResNet LCA runs of Figures 4/5, 6 and 7.
+        table_lr: learning rate of every table run (the paper picked it per setting by search;
+            appendix C trains Gradient Blending at 1e-4).
+        dropout: ``(p_cc, p_mlo)`` of the Modality Dropout rows (the paper took the best of a
+            sweep of rates drawn from U[0, 1) per view).
+        epochs: ``None`` for the preset's.
+        num_workers: DataLoader workers of each run.
+    """
+
+    runs_dir: Path = Path("runs/figures")
+    figures_dir: Path = Path("figures")
+    preset: str = "small"
+    data: DataSource = field(default_factory=DataSource)
+    device: str = "auto"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_lr: int = 10
+    n_split_lr: int = 10
+    lca_lrs: tuple[float, float, float] = (1e-5, 1e-4, 1e-3)
+    table_lr: float = 1e-4
+    dropout: tuple[float, float] = (0.25, 0.5)
+    epochs: int | None = None
+    num_workers: int = 0
+
+    @property
+    def root(self) -> Path:
+        """Folder of this preset's runs."""
+        return Path(self.runs_dir) / self.preset
+
+    def config(self, name: str, **fields: object) -> ExperimentConfig:
+        """An :class:`ExperimentConfig` for run ``name`` (``fig3/uni_cc/lr00``) of these settings.
+
+        LCA is off unless ``record=`` says otherwise: only Figures 4-7 need it.
+        """
+        base = ExperimentConfig(
+            out=self.root / f"{name}.zarr",
+            preset=self.preset,
+            device=self.device,
+            epochs=self.epochs,
+            num_workers=self.num_workers,
+            data=self.data,
+            record=RecordConfig(lca=False),
+        )
+        return replace(base, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run a recipe needs.
+
+    Attributes:
+        name: path of its store under ``settings.root`` without ``.zarr`` (unique; recipes that
+            need the same run name it the same way, and it is trained once).
+        build: returns the run's config; called only when every run in ``needs`` has finished,
+            so it may read their results (e.g. the best setting of a sweep).
+        needs: names of runs that must finish first.
+        cost: relative training cost, for scheduling the longest runs first.
+    """
+
+    name: str
+    build: Callable[[], ExperimentConfig]
+    needs: tuple[str, ...] = ()
+    cost: float = 1.0
