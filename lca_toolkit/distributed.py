@@ -17,9 +17,10 @@ The recorder's distributed contract (see the README section "Distributed trainin
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -225,6 +226,21 @@ def destroy() -> None:
     """Leave the process group (no-op when none is initialised)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[bool]:
+    """:func:`init_from_env` for the duration of a ``with`` block, destroyed at its end.
+
+    Yields:
+        True when a multi-process group was initialised by this block.
+    """
+    created = init_from_env()
+    try:
+        yield created
+    finally:
+        if created:
+            destroy()
 
 
 def wrap(model: nn.Module, **ddp_kwargs: Any) -> nn.Module:
