@@ -11,9 +11,9 @@ import ddp_worker
 import numpy as np
 import pytest
 import torch
-from problems import SmoothMLP
+from problems import SmoothMLP, mlp_batches, mlp_loss
 
-from lca_toolkit import Tracker, distributed, open_run
+from lca_toolkit import ParamGroups, Tracker, distributed, open_run
 from lca_toolkit.distributed import DistributedError
 from lca_toolkit.sinks import NullSink
 from lca_toolkit.store._records import StepBlock
@@ -157,3 +157,36 @@ def test_null_sink_accepts_every_call_and_keeps_only_the_status(tmp_path, monkey
     assert isinstance(tracker.sink, NullSink)
     tracker.close()
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_tracker_takes_groups_built_on_the_ddp_wrapper(tmp_path):
+    """A one-rank gloo group: DDP-built groups lose their ``module.`` prefix, LCA still runs."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(SmoothMLP())
+        groups = ParamGroups.from_prefixes(
+            ddp, {"branches": ["module.audio.", "module.image."], "head": "module.head."}
+        )
+        assert groups.members["head"] == ["module.head.weight", "module.head.bias"]
+        tracker = Tracker(
+            ddp,
+            groups,
+            loss_fn=mlp_loss,
+            eval_batches=mlp_batches(n=6, batch_size=3),
+            lca_every=1,
+        )
+        assert tracker.model is ddp.module and tracker.engine.model is ddp.module
+        assert tracker.groups.members["head"] == ["head.weight", "head.bias"]
+        loss = mlp_loss(ddp, mlp_batches(n=4, batch_size=4)[0]).mean()
+        loss.backward()
+        tracker.after_backward(loss)
+        with torch.no_grad():
+            for p in ddp.parameters():
+                p -= 0.01 * p.grad
+        result = tracker.after_step()
+        assert result is not None and abs(float(result.residual)) < 1e-6
+        tracker.close()
+    finally:
+        dist.destroy_process_group()
