@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from lca_toolkit import LcaToolkitError
+from lca_toolkit import LcaToolkitError, distributed
 from lca_toolkit.job import JobError, load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
 from mammo_models import VARIANTS, CheckpointError
@@ -67,6 +67,38 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             ) from None
 
     return wrapper
+
+
+def in_process_group(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the command inside torchrun's process group (if any); only rank 0 prints.
+
+    Under ``torchrun --nproc_per_node=N --no-python lca-run ...`` every rank runs the command;
+    the group is joined before and destroyed after it (also when it fails).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with distributed.process_group():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def echo(message: str = "", **kwargs: Any) -> None:
+    """``click.echo`` on rank 0 only (every rank of a distributed run executes the command)."""
+    if distributed.is_main():
+        click.echo(message, **kwargs)
+
+
+def _replace_store_on_main(out: Path) -> None:
+    """``--overwrite``: rank 0 deletes the old store while the other ranks wait.
+
+    The barrier before it keeps a rank's output check from seeing a half-replaced store.
+    """
+    distributed.barrier()
+    if distributed.is_main():
+        _replace_store(out)
+    distributed.barrier()
 
 
 def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
@@ -401,6 +433,7 @@ def main() -> None:
     help="Also write the run's gradient-norm, cumulative-LCA and residual figures here.",
 )
 @fail_cleanly
+@in_process_group
 def mammo(
     out: Path,
     seed: int,
@@ -419,6 +452,7 @@ def mammo(
           --device cuda --out runs/shared.zarr
       lca-run mammo --regularizer modality_dropout --dropout 0.3 0.6 --out runs/md.zarr
       lca-run mammo --out runs/joint.zarr --resume
+      torchrun --standalone --nproc_per_node=2 --no-python lca-run mammo --out runs/ddp.zarr
     """
     if resume and overwrite:
         raise click.BadParameter(
@@ -430,14 +464,16 @@ def mammo(
     else:
         config = build_config(out, seed, **options)
     if overwrite:
-        _replace_store(out)
-    result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()
-    if figures is not None:
+        _replace_store_on_main(out)
+    distributed.barrier()  # no rank creates the store before every rank checked --out
+    main_rank = distributed.is_main()
+    result = Experiment(config, resume=resume, progress=not quiet and main_rank, echo=echo).run()
+    if figures is not None and main_rank:
         from lca_toolkit.plots import save_run_figures
 
         for path in save_run_figures(out, figures):
             click.echo(f"figure: {path}")
-    click.echo("\n".join(summary_lines(result)))
+    echo("\n".join(summary_lines(result)))
 
 
 @main.command("job")
@@ -467,6 +503,7 @@ def mammo(
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @fail_cleanly
+@in_process_group
 def job(
     job_spec: str,
     out: Path,
@@ -501,7 +538,8 @@ def job(
         search, module = path.parent, path.stem
     loaded = load_job(f"{module}:{func}", kwargs, search_path=search)
     if overwrite:
-        _replace_store(out)
+        _replace_store_on_main(out)
+    distributed.barrier()  # no rank creates the store before every rank checked --out
 
     def progress(epoch: int, step: int, loss: float) -> None:
         click.echo(f"epoch {epoch + 1}/{loaded.epochs}: step {step}, last loss {loss:.4f}")
@@ -509,7 +547,7 @@ def job(
     result = run_job(
         loaded, out, lca_every=lca_every, quadrature=quadrature, resume=resume, progress=progress
     )
-    click.echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
+    echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
 
 
 def _parse_value(text: str) -> Any:

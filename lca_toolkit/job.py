@@ -18,6 +18,12 @@ The function named on the command line takes no arguments (or keyword arguments 
 The runner moves each batch to the model's device, trains with ``loss_fn(model, batch).mean()``,
 records gradient norms every step and LCA every ``lca_every`` steps into the store, checkpoints
 at every epoch end and resumes from there (``resume=True``).
+
+Under torchrun (a process group with N > 1 ranks) the job function runs on every rank and gives
+the same full batches everywhere; the runner wraps the model in ``DistributedDataParallel`` and
+hands each rank its contiguous ``1/N`` slice of every training batch (batch sizes must divide by
+N), so each optimizer step sees the same global batch as one process. Only rank 0 writes the
+store and the checkpoint and reports progress.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from ._batches import move_to
 from .checkpoint import save_atomic
 from .errors import LcaToolkitError
@@ -145,8 +152,10 @@ def run_job(
         raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
     device = next(job.model.parameters()).device
     mode = "resume" if resume else ("overwrite" if overwrite else "create")
+    model = distributed.wrap(job.model)  # DDP in a multi-process group, else the model itself
+    rank, world = distributed.rank(), distributed.world_size()
     tracker = Tracker(
-        job.model,
+        model,
         job.groups,
         optimizer=job.optimizer,
         store=store,
@@ -179,15 +188,19 @@ def run_job(
         loss_value = math.nan
         for epoch in range(start_epoch, job.epochs):
             job.model.train()
-            for batch in job.train_batches:
-                batch = move_to(batch, device)
+            for i, batch in enumerate(job.train_batches):
+                where = f"epoch {epoch}, training batch {i}"
+                batch = move_to(distributed.shard_batch(batch, rank, world, where=where), device)
                 job.optimizer.zero_grad(set_to_none=True)
-                loss = job.loss_fn(job.model, batch).mean()
+                loss = job.loss_fn(model, batch).mean()
                 loss.backward()
                 tracker.after_backward(loss)
                 job.optimizer.step()
                 tracker.after_step()
-            loss_value = float(loss.detach()) if tracker.step else math.nan
+            last = torch.tensor(math.nan, dtype=torch.float64, device=device)
+            if tracker.step:
+                last = loss.detach().double().clone()
+            loss_value = float(distributed.all_reduce_mean_(last))
             tracker.log_epoch(epoch, {"train_loss_last": loss_value})
             state = {
                 "model": job.model.state_dict(),
@@ -197,7 +210,8 @@ def run_job(
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": epoch + 1,
             }
-            save_atomic(state, ckpt)
-            if progress is not None:
+            if distributed.is_main():
+                save_atomic(state, ckpt)
+            if progress is not None and distributed.is_main():
                 progress(epoch, tracker.step, loss_value)
     return JobResult(store=store, steps=tracker.step, epochs=job.epochs, final_loss=loss_value)

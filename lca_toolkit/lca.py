@@ -33,6 +33,13 @@ BatchNorm policies (the loss must be a function of the interpolated state only):
 * ``"none"``: eval-mode BN with whatever buffers the model holds at measurement time. Only for
   comparison: if the buffers move inside an interval, completeness fails.
 
+Distributed (a process group with more than one rank): every rank passes the same E; rank ``r`` of
+``W`` evaluates the batches at positions ``r, r + W, ...`` (a ``Sequence`` is indexed, any other
+iterable is read in full and the other ranks' batches skipped), and one all-reduce per gradient
+pass sums the shards' gradient sums, loss sums and sample counts, so every rank holds the same
+snapshot gradients and LCA numbers. The engine evaluates the unwrapped module, never DDP's forward.
+Results equal one process up to the order of floating-point summation.
+
 Precision: passes run in the parameters' own dtype but never below float32 (a bf16/fp16 model is
 evaluated on float32 copies), with autocast disabled; group sums are float64.
 
@@ -46,7 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,6 +61,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from . import distributed
 from ._batches import move_to
 from .errors import LcaError
 from .groups import ParamGroups
@@ -196,6 +204,7 @@ class LcaEngine:
                 "eval_batches is a one-shot iterator; pass a re-iterable collection (a list of "
                 "batches or a DataLoader without shuffling) so every pass sees the same subset"
             )
+        model = distributed.unwrap(model)
         self.model = model
         self.config = config
         self.loss_fn = loss_fn
@@ -338,7 +347,7 @@ class LcaEngine:
                         mapping[key] = aux[key] = leaf
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        for batch in self.eval_batches:
+        for batch in self._my_batches():
             losses = functional_call(
                 self._call, mapping, (move_to(batch, self.device, self._low_precision),)
             )
@@ -351,6 +360,16 @@ class LcaEngine:
             batch_sum.backward()
             total += batch_sum.detach().to(torch.float64)
             count += losses.shape[0]
+        # Buffer gradients first: they are derived from the BN weight/bias gradients.
+        grads = [None if e.is_param else self._bn_buffer_grad(e, mapping) for e in self._entries]
+        for i, (e, t) in enumerate(zip(self._entries, node, strict=True)):
+            if e.is_param:
+                grads[i] = t.grad if t.grad is not None else torch.zeros_like(t)
+                t.grad = None
+        if distributed.is_distributed():  # ONE all-reduce (per dtype) sums the ranks' shards
+            counts = torch.tensor(float(count), dtype=torch.float64, device=self.device)
+            distributed.all_reduce_sum_([*grads, total, counts])
+            count = int(counts)
         if count == 0:
             raise LcaError("eval_batches is empty: LCA needs at least one evaluation sample")
         if self._n_eval is None:
@@ -360,13 +379,17 @@ class LcaEngine:
                 f"eval_batches changed size between passes ({self._n_eval} then {count} samples); "
                 "the evaluation subset must be fixed"
             )
-        # Buffer gradients first: they are derived from the BN weight/bias gradients.
-        grads = [None if e.is_param else self._bn_buffer_grad(e, mapping) for e in self._entries]
-        for i, (e, t) in enumerate(zip(self._entries, node, strict=True)):
-            if e.is_param:
-                grads[i] = t.grad if t.grad is not None else torch.zeros_like(t)
-                t.grad = None
         return total, grads
+
+    def _my_batches(self) -> Iterable[Any]:
+        """This rank's shard of E: batches ``rank, rank + world, ...`` (all of E in one process)."""
+        if not distributed.is_distributed():
+            return self.eval_batches
+        world, rank = distributed.world_size(), distributed.rank()
+        batches = self.eval_batches
+        if isinstance(batches, Sequence):
+            return (batches[i] for i in range(rank, len(batches), world))
+        return (b for i, b in enumerate(batches) if i % world == rank)
 
     def _bn_buffer_grad(self, e: _Entry, mapping: dict[str, Tensor]) -> Tensor:
         """Gradient of the loss w.r.t. an eval-mode BN running statistic, by the chain rule."""

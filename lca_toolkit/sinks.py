@@ -1,7 +1,8 @@
 """Where the Tracker sends its rows: the zarr ``RunWriter`` or an in-memory sink.
 
-Both implement :class:`Sink`. The in-memory sink keeps everything in Python lists, for notebooks
-and tests that do not need a store on disk.
+All implement :class:`Sink`. The in-memory sink keeps everything in Python lists, for notebooks
+and tests that do not need a store on disk; the null sink keeps nothing (ranks other than 0 of a
+distributed run, which must make the same calls as rank 0 but never write).
 """
 
 from __future__ import annotations
@@ -81,6 +82,47 @@ class MemorySink:
     def step_array(self, name: str) -> np.ndarray:
         """All rows of one step field concatenated (e.g. ``"grad_norm"`` -> (n, G))."""
         return np.concatenate([getattr(b, name) for b in self.steps])
+
+
+@dataclass
+class NullSink:
+    """Accepts every :class:`Sink` call and keeps nothing but the run status.
+
+    The Tracker of a distributed rank other than 0 writes here: it makes the same calls as rank 0
+    (so collectives stay in step) while only rank 0 opens and writes the store.
+    """
+
+    groups: list[str]
+    path: None = None
+    status: str = "running"
+    status_reason: str | None = None
+
+    def append_steps(self, block: StepBlock) -> None:
+        pass
+
+    def append_lca(self, record: LcaRecord) -> None:
+        pass
+
+    def append_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None:
+        pass
+
+    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        pass
+
+    def update_attrs(self, **attrs: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None:
+        pass
+
+    def close(self, status: str = "finished", reason: str | None = None) -> None:
+        self.status, self.status_reason = status, reason
 
 
 def _take_rows(block: StepBlock, mask: np.ndarray) -> StepBlock:

@@ -25,6 +25,12 @@ before ``after_step`` wins), learning rates are NaN and nothing is flagged as sk
 
 The Tracker only schedules and stores: the math lives in :mod:`lca_toolkit.grad_norms` and
 :mod:`lca_toolkit.lca`. Values stay on the model's device and reach the host in batches of rows.
+
+Distributed (DDP under torchrun): pass the ``DistributedDataParallel`` model as it is and the same
+E on every rank; groups and LCA use the unwrapped module (names without ``module.``). Norms come
+from DDP's averaged gradients, E is sharded across ranks by batch index (see
+:mod:`lca_toolkit.distributed`), the loss column is averaged across ranks once per transfer of rows,
+and only rank 0 opens the store: every rank must make the same calls in the same order.
 """
 
 from __future__ import annotations
@@ -39,12 +45,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import grad_norms
+from . import distributed, grad_norms
 from .errors import TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
 from .quadrature import AdaptiveOptions
-from .sinks import MemorySink, Sink
+from .sinks import MemorySink, NullSink, Sink
 from .store._records import LcaRecord, StepBlock
 
 
@@ -108,6 +114,11 @@ class Tracker:
         transfer_every: int = 64,
         flush_every: int = 256,
     ) -> None:
+        inner = distributed.unwrap(model)
+        if isinstance(groups, ParamGroups) and inner is not model:  # built on the DDP wrapper
+            strip = {g: [n.removeprefix("module.") for n in m] for g, m in groups.members.items()}
+            groups = ParamGroups(inner, strip)
+        model = inner
         if groups is None:
             groups = ParamGroups.from_children(model)
         elif not isinstance(groups, ParamGroups):
@@ -170,6 +181,8 @@ class Tracker:
     def _open_sink(self, store, members, config, store_mode, flush_every) -> Sink:
         if store is None:
             return MemorySink(self.group_names)
+        if not distributed.is_main():  # only rank 0 writes the store
+            return NullSink(self.group_names)
         if not isinstance(store, (str, os.PathLike)):
             return store
         lca_cfg = None
@@ -183,7 +196,10 @@ class Tracker:
                 "max_panels": c.adaptive.max_panels,
                 "bn_policy": c.bn_policy,
             }
-        run_config = {"tracker": {"lca": lca_cfg}, **dict(config or {})}
+        run_config = {
+            "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
+            **dict(config or {}),
+        }
         numel = self.groups.numel()
         summary = {
             "numel": {g: numel.get(g, 0) for g in self.group_names},
@@ -303,11 +319,22 @@ class Tracker:
         self._last_epoch = epoch
 
     # ----------------------------------------------------------------------------- storage
-    def _transfer_rows(self) -> None:
-        """One device-to-host copy for every row recorded since the last transfer."""
+    def _transfer_rows(self, reduce: bool = True) -> None:
+        """One device-to-host copy for every row recorded since the last transfer.
+
+        Distributed: one all-reduce averages the rows' losses across ranks first; without
+        ``reduce`` (a failing run, whose other ranks may not reach this point) they become NaN.
+        """
         n_rows = len(self._row_steps)
         if n_rows == 0:
             return
+        if distributed.is_distributed():
+            if reduce:
+                self._rows[:n_rows, 0] = distributed.all_reduce_mean_(
+                    self._rows[:n_rows, 0].clone()
+                )
+            else:
+                self._rows[:n_rows, 0] = math.nan
         host = self._rows[:n_rows].cpu().numpy()
         g = len(self.group_names)
         self.sink.append_steps(
@@ -364,7 +391,7 @@ class Tracker:
             return
         try:
             if status == "finished" or self._row_steps:
-                self._transfer_rows()
+                self._transfer_rows(reduce=status == "finished")
         finally:
             for h in self._hooks:
                 h.remove()

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from lca_toolkit import distributed
+
 from ..data import (
     BalancedEpochSampler,
     DataConfig,
@@ -66,7 +68,12 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
         if config.data.heatmaps:  # the same breasts, plus the two lesion heatmaps per image
             synthetic = replace(synthetic, heatmaps=True)
         root = Path(config.data.synthetic_root) / synthetic.hash()[:12]
-        return load_synthetic(synthetic, root, views=views)
+        if not distributed.is_main():
+            distributed.barrier()  # rank 0 generates the data set once; the others then read it
+        manifest = load_synthetic(synthetic, root, views=views)
+        if distributed.is_main():
+            distributed.barrier()
+        return manifest
     return load_manifest(config.data.manifest, config.data.data_root, views=views)
 
 
@@ -78,10 +85,14 @@ def build_run_data(config: ExperimentConfig) -> RunData:
         heatmaps=config.data.heatmaps, seed=config.seed
     )
     train = MammoDataset.from_manifest(manifest, "train", data_config, views=views, train=True)
-    sampler = BalancedEpochSampler.from_dataset(train, seed=config.seed)
+    # Under torchrun every rank draws the same epoch and takes every N-th sample of it, so each
+    # global batch of batch_size holds the samples one process would see, batch_size/N per rank.
+    sampler = BalancedEpochSampler.from_dataset(
+        train, seed=config.seed, num_replicas=distributed.world_size(), rank=distributed.rank()
+    )
     loader = make_loader(
         train,
-        batch_size=config.batch_size,
+        batch_size=distributed.per_rank_batch_size(config.batch_size),
         sampler=sampler,
         num_workers=config.num_workers,
         seed=config.seed,

@@ -14,6 +14,12 @@ Files of a run at ``out = runs/x.zarr``:
   ``checkpoint_every`` optimizer steps;
 * ``runs/x.zarr.ckpt/best.pt``: the model state of the best validation epoch (what Pretraining
   loads from uni-view runs).
+
+Distributed (``torchrun ... lca-run mammo``): the model is wrapped in DDP, each rank trains on its
+``1/N`` share of every global batch drawn by the same per-epoch sampler, and training metrics are
+gathered from all ranks. Validation and test predictions are computed by rank 0 alone on the
+unwrapped model while the other ranks wait at their next collective; only rank 0 writes the store,
+``last.pt`` and ``best.pt``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lca_toolkit import Tracker
+from lca_toolkit import Tracker, distributed
 
 from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
@@ -98,6 +104,19 @@ class _EpochAccumulator:
         self.probs.append(torch.sigmoid(logits.detach().float()))
         self.labels.append(torch.stack([batch["malignant"], batch["benign"]], 1).float())
 
+    def gathered(self, device: torch.device) -> _EpochAccumulator:
+        """Every rank's predictions in one accumulator (itself in a single process)."""
+        if not distributed.is_distributed():
+            return self
+        widths = {"losses": (), "probs": (2,), "labels": (2,)}
+        out = _EpochAccumulator()
+        for k, tail in widths.items():
+            parts = getattr(self, k)
+            local = torch.cat(parts) if parts else torch.zeros((0, *tail), device=device)
+            both = distributed.all_gather_cat(local.float())
+            setattr(out, k, [both] if len(both) else [])
+        return out
+
     def metrics(self) -> dict[str, float]:
         if not self.losses:
             return {"train_loss": math.nan, "train_auc": math.nan, "train_auc_benign": math.nan}
@@ -151,6 +170,8 @@ class Experiment:
         self.on_step = on_step
         self.train_subset_metrics = train_subset_metrics
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and distributed.is_distributed():
+            self.device = torch.device("cuda", distributed.local_rank())  # one GPU per rank
         self.notes: list[str] = []
 
     # ----------------------------------------------------------------------------- building
@@ -166,7 +187,7 @@ class Experiment:
                     f"--resume: no checkpoint at {ckpt / 'last.pt'}; the run cannot be continued"
                 )
         elif ckpt.exists() and not out.exists():
-            shutil.rmtree(ckpt)  # leftovers of a run whose store was deleted
+            shutil.rmtree(ckpt, ignore_errors=True)  # leftovers of a run whose store was deleted
 
     def _build_model(self, run_data: RunData) -> torch.nn.Module:
         c, r = self.config, self.config.regularizers
@@ -207,6 +228,11 @@ class Experiment:
         blend_details = None
         r = self.config.regularizers
         if self.config.regularizer == "gradient_blending" and r.blend_weights is None:
+            if distributed.is_distributed():
+                raise ValueError(
+                    "--regularizer gradient_blending under torchrun needs --blend-weights; "
+                    "estimate them in a single-process run first"
+                )
             weights, blend_details = estimate_by_training(
                 self.config, self._run_estimation, self.echo
             )
@@ -232,8 +258,9 @@ class Experiment:
         experiment_attrs = {**c.to_dict(), **lr_info, "n_epochs": c.n_epochs}
         if blend_details is not None:
             experiment_attrs["blend_estimation"] = blend_details
+        self._forward = distributed.wrap(model)  # DDP under torchrun, else the model itself
         tracker = Tracker(
-            model,
+            self._forward,
             groups,
             optimizer=optimizer,
             store=c.out,
@@ -270,6 +297,7 @@ class Experiment:
         )
 
     def _save_last(self, model, optimizer, tracker, epoch, start, acc, best) -> None:
+        acc = acc.gathered(self.device)  # collectives (as is tracker.state_dict): every rank comes here
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -282,7 +310,8 @@ class Experiment:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": self.config.to_dict(),
         }
-        checkpoint.save_atomic(state, self.config.checkpoint_dir / "last.pt")
+        if distributed.is_main():
+            checkpoint.save_atomic(state, self.config.checkpoint_dir / "last.pt")
 
     def _train_and_test(self, run_data: RunData, model, optimizer, tracker: Tracker) -> RunResult:
         c = self.config
@@ -305,7 +334,8 @@ class Experiment:
                     f"{str(exc).splitlines()[0]}"
                 ) from None
             epoch, start, best = state["epoch"], state["start"], state["best"]
-            acc.load_state_dict(state["accumulator"], self.device)
+            if distributed.is_main():  # it holds every rank's predictions of the epoch so far
+                acc.load_state_dict(state["accumulator"], self.device)
             torch.set_rng_state(state["rng_torch"].cpu())
             if state["rng_cuda"] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
@@ -323,13 +353,13 @@ class Experiment:
         stop = False
         while epoch < n_epochs and not stop:
             # The sampler skips samples, the checkpoint counts optimizer steps (batches).
-            run_data.sampler.set_epoch(epoch, start=start * c.batch_size)
+            run_data.sampler.set_epoch(epoch, start=start * run_data.loader.batch_size)
             run_data.train.set_epoch(epoch)
             model.train()
             for batch in run_data.loader:
                 batch = to_device(batch, self.device)
                 optimizer.zero_grad(set_to_none=True)
-                outputs = model(batch)
+                outputs = self._forward(batch)
                 losses = per_sample_loss(outputs, batch)
                 loss = losses.mean()
                 loss.backward()
@@ -352,8 +382,16 @@ class Experiment:
             partial = start < steps_per_epoch  # --max-steps stopped inside the epoch
             if partial:  # checkpoint before this partial epoch is logged: resume finishes it
                 self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+            metrics = acc.gathered(self.device).metrics()
+            if not distributed.is_main():  # rank 0 validates; the others go on to the next step
+                tracker.log_epoch(epoch, metrics)
+                epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
+                if partial:
+                    break
+                self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+                continue
             val = split_metrics(predict(model, val_loader, self.device), "val")
-            metrics = {**acc.metrics(), **val.as_dict("val")}
+            metrics.update(val.as_dict("val"))
             if subset_loader is not None:
                 sub = split_metrics(predict(model, subset_loader, self.device), "train subset")
                 metrics.update(sub.as_dict("train_subset"))
@@ -376,6 +414,12 @@ class Experiment:
         self, run_data: RunData, model, tracker: Tracker, best: dict[str, Any], epochs: int
     ) -> RunResult:
         c = self.config
+        if not distributed.is_main():  # rank 0 tests; the others only join its final flush
+            tracker.flush()
+            nan = math.nan
+            return RunResult(
+                Path(c.out), tracker.step, epochs, -1, nan, nan, nan, c.train_preset.tta
+            )
         best_path = c.checkpoint_dir / "best.pt"
         if best_path.is_file():
             model.load_state_dict(checkpoint.load(best_path, map_location=self.device)["model"])
