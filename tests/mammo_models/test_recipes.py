@@ -139,4 +139,4 @@ def test_cli_rejects_bad_recipe_names_and_options(tmp_path):
     result = CliRunner().invoke(
         main, ["recipe", "fig4", "--data-root", str(tmp_path), "--runs", str(tmp_path)]
     )
-    assert result.exit_code == 1 and "--data-root needs --manifest" in result.output
+    assert result.exit_code == 2 and "--data-root needs --manifest" in result.output
