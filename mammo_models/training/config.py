@@ -105,6 +105,9 @@ class RecordConfig:
     ``bn_buffers`` group takes most of the loss reduction and a view column can even look
     harmful). Train-mode BN on the fixed LCA batches measures the loss the optimizer actually
     lowers, which is the question the paper asks of the CC and MLO columns.
+
+    ``on_nonfinite``: a NaN/Inf loss or gradient ``stop``s the run (the store keeps every row
+    and is marked ``failed`` with the step and groups) or the step is ``skip``ped and counted.
     """
 
     lca: bool = True
@@ -112,6 +115,7 @@ class RecordConfig:
     lca_subset: int | None = None
     quadrature: str = "simpson"
     bn_policy: str = "train"
+    on_nonfinite: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,10 @@ class ExperimentConfig:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.data.kind not in ("synthetic", "manifest"):
             raise ConfigError(f"--data must be synthetic or manifest, got {self.data.kind!r}")
+        if self.record.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(
+                f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"
+            )
         if self.data.kind == "manifest" and self.data.manifest is None:
             raise ConfigError("--data manifest needs --manifest FILE")
         if self.regularizer == "pretraining" and self.regularizers.pretrained is None:
