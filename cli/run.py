@@ -134,6 +134,12 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Feed the benign/malignant heatmap channels (3 inputs).",
         ),
         click.option(
+            "--skip-bad-images",
+            is_flag=True,
+            help="Decode every image first; leave out (and count) breasts whose images cannot "
+            "be decoded instead of stopping at the first one.",
+        ),
+        click.option(
             "--preset",
             type=click.Choice(list(TRAIN_PRESETS)),
             default="demo",
@@ -297,6 +303,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             data_root=o["data_root"],
             synthetic_root=o["synthetic_root"],
             heatmaps=o["heatmaps"],
+            skip_bad_images=o["skip_bad_images"],
         ),
         record=RecordConfig(
             lca=not o["no_lca"],

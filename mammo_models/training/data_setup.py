@@ -65,7 +65,12 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
         preset = get_preset(config.preset)
         root = Path(config.data.synthetic_root) / preset.synthetic.hash()[:12]
         return load_synthetic(preset.synthetic, root, views=views)
-    return load_manifest(config.data.manifest, config.data.data_root, views=views)
+    return load_manifest(
+        config.data.manifest,
+        config.data.data_root,
+        views=views,
+        skip_bad_images=config.data.skip_bad_images,
+    )
 
 
 def build_run_data(config: ExperimentConfig) -> RunData:

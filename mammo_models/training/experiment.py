@@ -220,6 +220,10 @@ class Experiment:
         run_data = build_run_data(c)
         self.echo(str(run_data.manifest.summary).rstrip())
         self.echo(run_data.sampler.summary())
+        skipped = [str(p) for p in run_data.manifest.skipped_images]
+        if skipped:
+            self.echo(f"skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
+            self.notes.append(f"{len(skipped)} unreadable image(s) skipped (--skip-bad-images)")
         if run_data.sampler.all_negatives_used:
             self.notes.append(
                 "fewer breasts without a finding than with one: every epoch uses all of them"
@@ -253,6 +257,8 @@ class Experiment:
             on_nonfinite=record.on_nonfinite,
         )
         with tracker:
+            if c.data.skip_bad_images:
+                tracker.sink.update_attrs(bad_images_skipped=len(skipped), bad_images=skipped[:100])
             result = self._train_and_test(run_data, model, optimizer, tracker)
         return result
 

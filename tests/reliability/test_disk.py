@@ -112,7 +112,9 @@ def test_full_disk_at_a_checkpoint_fails_clearly_and_keeps_the_store(synth, tmp_
     assert last == f"Error: [Errno 27] cannot write checkpoint {ckpt}: File too large"
     assert "Traceback" not in proc.stderr
     run = open_run(out)
-    assert run.status == "failed" and f"cannot write checkpoint {ckpt}" in run.attrs["status_reason"]
+    assert (
+        run.status == "failed" and f"cannot write checkpoint {ckpt}" in run.attrs["status_reason"]
+    )
     assert run.steps()["step"].tolist() == [1, 2]  # flushed before the checkpoint was written
     assert not list(Path(f"{out}.ckpt").glob(".last.pt.*.tmp"))  # no temporary file left
 
