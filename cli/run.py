@@ -48,6 +48,9 @@ EXPECTED_ERRORS = (
     OSError,
 )
 
+WORKER_DATA_ERRORS = ("ImageReadError", "ImageNotFoundError", "DataConfigError", "ManifestError")
+"""Data errors that torch re-raises from a DataLoader worker as a RuntimeError."""
+
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the expected errors into one clear line and exit code 1 (no traceback)."""
@@ -65,6 +68,12 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(
                 str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
             ) from None
+        except RuntimeError as exc:  # a data error re-raised by torch from a DataLoader worker
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            kind, _, message = last.partition(": ")
+            if str(exc).startswith("Caught ") and kind.endswith(WORKER_DATA_ERRORS) and message:
+                raise click.ClickException(message) from None
+            raise
 
     return wrapper
 

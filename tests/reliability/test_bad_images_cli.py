@@ -42,12 +42,13 @@ def base(manifest: Path, out: Path) -> list:
             "--max-steps", "1", "--manifest", manifest, "--out", out]  # fmt: skip
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_broken_image_is_one_line_naming_the_file_and_the_store_is_not_finished(
-    broken_set, tmp_path
+    broken_set, tmp_path, workers
 ):
     manifest, bad = broken_set
     out = tmp_path / "run.zarr"
-    code, text = lca_run(*base(manifest, out))
+    code, text = lca_run(*base(manifest, out), "--workers", workers)
     assert code == 1
     last = text.strip().splitlines()[-1]
     assert last.startswith(f"Error: {bad}: cannot decode PNG")
