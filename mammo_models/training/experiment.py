@@ -452,8 +452,6 @@ def check_room(directory: Path, model: torch.nn.Module) -> None:
     bytes); LCA snapshots add more, so passing this check does not guarantee the saves, it only
     catches the hopeless cases before hours of training.
     """
-    import resource
-
     need = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
     existing = Path(directory)
     while not existing.exists():
@@ -464,6 +462,10 @@ def check_room(directory: Path, model: torch.nn.Module) -> None:
             f"not enough disk space for checkpoints in {directory}: {free / 2**20:.1f} MiB free, "
             f"a checkpoint needs at least {need / 2**20:.1f} MiB"
         )
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return
     limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if limit != resource.RLIM_INFINITY and limit < need:
         raise OSError(
