@@ -974,7 +974,9 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise StoreError(f"cannot write '{target}': '{existing}' is not a directory")
+        raise StoreError(
+            f"cannot write '{target}': '{existing}' is a file, not a writable directory"
+        )
     try:
         with tempfile.TemporaryFile(dir=existing, prefix=".lca-write-probe-") as probe:
             probe.write(b"0")
