@@ -8,7 +8,6 @@ a non-zero exit.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import click
 from lca_toolkit import LcaToolkitError, distributed
 from lca_toolkit.job import JobError, load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
+from lca_toolkit.store._writer import StoreError, check_writable
 from mammo_models import VARIANTS, CheckpointError
 from mammo_models.data import MammoDataError
 from mammo_models.training import (
@@ -48,6 +48,9 @@ EXPECTED_ERRORS = (
     OSError,
 )
 
+WORKER_DATA_ERRORS = ("ImageReadError", "ImageNotFoundError", "DataConfigError", "ManifestError")
+"""Data errors that torch re-raises from a DataLoader worker as a RuntimeError."""
+
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the expected errors into one clear line and exit code 1 (no traceback)."""
@@ -65,6 +68,12 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(
                 str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
             ) from None
+        except RuntimeError as exc:  # a data error re-raised by torch from a DataLoader worker
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            kind, _, message = last.partition(": ")
+            if str(exc).startswith("Caught ") and kind.endswith(WORKER_DATA_ERRORS) and message:
+                raise click.ClickException(message) from None
+            raise
 
     return wrapper
 
@@ -111,14 +120,10 @@ def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
         )
     if resume and not path.exists():
         raise click.BadParameter(f"--resume: no run store at {path}", param_hint="--out")
-    parent = path.parent
-    existing = parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise click.BadParameter(
-            f"cannot write under {existing} (not a writable directory)", param_hint="--out"
-        )
+    try:
+        check_writable(path)  # a real probe file: permissions, read-only file systems
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
 
 
 def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -170,6 +175,12 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Feed the benign/malignant heatmap channels (3 inputs).",
         ),
         click.option(
+            "--skip-bad-images",
+            is_flag=True,
+            help="Decode every image first; leave out (and count) breasts whose images cannot "
+            "be decoded instead of stopping at the first one.",
+        ),
+        click.option(
             "--preset",
             type=click.Choice(list(TRAIN_PRESETS)),
             default="demo",
@@ -219,6 +230,14 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="BatchNorm in LCA passes: train mode on the fixed batches, or eval mode with the "
             "running statistics interpolated (their share goes to a bn_buffers group).",
+        ),
+        click.option(
+            "--on-nonfinite",
+            type=click.Choice(["stop", "skip"]),
+            default="stop",
+            show_default=True,
+            help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips "
+            "the step (counted in the store).",
         ),
         click.option(
             "--dropout",
@@ -326,6 +345,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             data_root=o["data_root"],
             synthetic_root=o["synthetic_root"],
             heatmaps=o["heatmaps"],
+            skip_bad_images=o["skip_bad_images"],
         ),
         record=RecordConfig(
             lca=not o["no_lca"],
@@ -333,6 +353,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             lca_subset=o["lca_subset"],
             quadrature=o["quadrature"],
             bn_policy=o["bn_policy"],
+            on_nonfinite=o["on_nonfinite"],
         ),
         regularizers=RegularizerConfig(
             modality_dropout=tuple(o["dropout"]) if o["dropout"] else None,

@@ -23,6 +23,15 @@ gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=Tru
 not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
 before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped.
 
+Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
+stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
+total gradient norm inside ``optimizer.step()``, before the weights change (one host sync per
+step): ``stop`` records the row, then raises :class:`NonFiniteError` naming the step, the loss and
+the groups whose gradient norm is not finite (the context manager closes the store as ``failed``
+with that reason); ``skip`` drops the step's gradients so the optimizer leaves weights and state
+untouched, flags the row ``skipped=True`` and counts it in the store attribute
+``nonfinite_skipped``.
+
 The Tracker only schedules and stores: the math lives in :mod:`lca_toolkit.grad_norms` and
 :mod:`lca_toolkit.lca`. Values stay on the model's device and reach the host in batches of rows.
 
@@ -46,12 +55,15 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed, grad_norms
-from .errors import TrackerError
+from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
 from .quadrature import AdaptiveOptions
 from .sinks import MemorySink, NullSink, Sink
 from .store._records import LcaRecord, StepBlock
+
+NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
+"""What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
 
 
 def _library_config() -> dict[str, str]:
@@ -89,6 +101,8 @@ class Tracker:
         store_mode: ``create`` | ``resume`` | ``overwrite`` when ``store`` is a path.
         transfer_every: rows kept on the device before one batched move to the host.
         flush_every: rows the store writer queues before writing.
+        on_nonfinite: ``record`` (default) | ``stop`` | ``skip``; see the module docstring.
+            ``stop`` and ``skip`` need ``optimizer``.
     """
 
     def __init__(
@@ -113,6 +127,7 @@ class Tracker:
         store_mode: str = "create",
         transfer_every: int = 64,
         flush_every: int = 256,
+        on_nonfinite: str = "record",
     ) -> None:
         inner = distributed.unwrap(model)
         if isinstance(groups, ParamGroups) and inner is not model:  # built on the DDP wrapper
@@ -125,6 +140,18 @@ class Tracker:
             groups = ParamGroups.from_prefixes(model, groups)
         if transfer_every < 1:
             raise TrackerError(f"transfer_every must be >= 1, got {transfer_every}")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise TrackerError(
+                f"on_nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {on_nonfinite!r}"
+            )
+        if on_nonfinite != "record" and optimizer is None:
+            raise TrackerError(
+                f"on_nonfinite={on_nonfinite!r} checks inside optimizer.step(): pass optimizer="
+            )
+        self.on_nonfinite = on_nonfinite
+        self.nonfinite_skipped = 0
+        self.last_skipped = False  # the last step was not applied (non-finite or GradScaler)
+        self._skip_pending = False
         self.model = model
         self.groups = groups
         self.optimizer = optimizer
@@ -232,12 +259,39 @@ class Tracker:
     def _pre_step_hook(self, optimizer, args, kwargs) -> None:
         gn, total, rel = self._norms_now()
         upd = None
+        if self.on_nonfinite != "record":
+            self._check_finite(optimizer, gn, total, rel)
         if self._record_update:
             if self._before is None:
                 self._before = [p.detach().clone() for p in self._params]
             else:
                 torch._foreach_copy_(self._before, [p.detach() for p in self._params])
         self._pending = (gn, total, rel, upd)
+
+    def _check_finite(self, optimizer, gn: Tensor, total: Tensor, rel: Tensor) -> None:
+        """Stop or skip a step whose loss or gradients are not finite (one host sync)."""
+        loss = None if self._loss_sum is None else self._loss_sum / self._loss_count
+        finite = torch.isfinite(total) if loss is None else torch.isfinite(total + loss)
+        if bool(finite):
+            return
+        if self.on_nonfinite == "skip":
+            # Without gradients the optimizer skips every parameter: weights and state unchanged.
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+            self._skip_pending = True
+            return
+        names = self.groups.names
+        bad = [g for g, v in zip(names, gn.tolist(), strict=True) if not math.isfinite(v)]
+        self._pending = (gn, total, rel, None)
+        shown = "not recorded" if loss is None else f"{float(loss)!r}"
+        self._append_row()
+        self._transfer_rows()
+        raise NonFiniteError(
+            f"non-finite numbers at step {self.step}: loss {shown}, gradient norm not finite in "
+            f"group(s) {', '.join(bad) if bad else '(none)'}; the step was recorded and not "
+            "applied (on_nonfinite='skip' skips such steps instead)"
+        )
 
     def _post_step_hook(self, optimizer, args, kwargs) -> None:
         if self._pending is None or self._before is None:
@@ -265,6 +319,13 @@ class Tracker:
     def after_step(self) -> LcaResult | None:
         """Call once after every optimizer step. Returns the LCA result when an interval ended."""
         self._check_open()
+        self._append_row()
+        if self.engine is not None and self.step % self.engine.config.every == 0:
+            return self.measure_lca()
+        return None
+
+    def _append_row(self) -> None:
+        """The row of the step that just ended, into the device buffer."""
         self.step += 1
         pad = self._nan[: len(self.group_names) - self._n_param_groups]  # bn_buffers: no gradient
         if self._pending is None:  # the optimizer did not step: GradScaler skipped it
@@ -280,6 +341,11 @@ class Tracker:
                 upd = self._nan
         if self.optimizer is None:
             skipped = 0
+        if self._skip_pending:
+            skipped, self._skip_pending = 1, False
+            self.nonfinite_skipped += 1
+            self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
+        self.last_skipped = bool(skipped)
         loss = self._nan[0] if self._loss_sum is None else self._loss_sum / self._loss_count
         i = len(self._row_steps)
         torch.cat(
@@ -294,9 +360,6 @@ class Tracker:
         self._loss_sum, self._loss_count = None, 0
         if len(self._row_steps) == self._rows.shape[0]:
             self._transfer_rows()
-        if self.engine is not None and self.step % self.engine.config.every == 0:
-            return self.measure_lca()
-        return None
 
     def measure_lca(self) -> LcaResult:
         """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps)."""
@@ -364,6 +427,7 @@ class Tracker:
             "step": self.step,
             "group_names": list(self.group_names),
             "last_epoch": self._last_epoch,
+            "nonfinite_skipped": self.nonfinite_skipped,
             "engine": None if self.engine is None else self.engine.state_dict(),
         }
 
@@ -378,6 +442,9 @@ class Tracker:
             raise TrackerError("checkpoint and tracker disagree on whether LCA is recorded")
         self.step = int(state["step"])
         self._last_epoch = state["last_epoch"]
+        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        if self.nonfinite_skipped:
+            self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
         if self.engine is not None:
             self.engine.load_state_dict(state["engine"])
         self._row_steps, self._row_lrs = [], []

@@ -27,6 +27,7 @@ import platform
 import queue
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -958,6 +959,35 @@ class RunWriter:
 
 
 # ========================================================================== helpers
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail early when files cannot be created at ``path`` (a store or checkpoint to be written).
+
+    Creates and removes a probe file in the nearest existing folder of ``path``, so a read-only
+    folder or file system, missing permissions or a path under a regular file are reported
+    before any training, as one message naming the folder.
+
+    Raises:
+        StoreError: naming the folder and the operating system's reason.
+    """
+    target = Path(path)
+    existing = target if target.is_dir() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(
+            f"cannot write '{target}': '{existing}' is a file, not a writable directory"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".lca-write-probe-") as probe:
+            probe.write(b"0")
+            probe.flush()
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write '{target}': no file can be created in '{existing}' "
+            f"({exc.strerror or exc})"
+        ) from exc
+
+
 async def _grow(arr: zarr.Array, n0: int, n1: int, data: np.ndarray) -> None:
     """Resize ``arr`` to ``n1`` rows and write ``data`` into rows ``n0:n1``."""
     target = arr.async_array

@@ -195,13 +195,12 @@ def _read_npy(path: Path) -> np.ndarray:
 
 def _read_dicom(path: Path, *, apply_luts: bool = True) -> np.ndarray:
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut
 
     try:
         ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise ImageReadError(path, f"cannot read DICOM file: {exc}") from exc
+    except Exception as exc:  # a corrupted header raises many types (even NotImplementedError)
+        raise ImageReadError(path, f"cannot read DICOM file: {_short(exc)}") from exc
     if "PixelData" not in ds:
         raise ImageReadError(path, "DICOM file has no Pixel Data element (7FE0,0010)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -221,7 +220,7 @@ def _read_dicom(path: Path, *, apply_luts: bool = True) -> np.ndarray:
         name = getattr(syntax, "name", str(syntax))
         raise ImageReadError(
             path,
-            f"cannot decode pixel data (transfer syntax {name}): {exc}. RLE Lossless and "
+            f"cannot decode pixel data (transfer syntax {name}): {_short(exc)}. RLE Lossless and "
             "uncompressed data decode with pydicom alone; JPEG, JPEG-LS and JPEG 2000 need a "
             "pydicom decoder plugin (pylibjpeg with its codecs, or python-gdcm)",
         ) from exc
@@ -232,6 +231,12 @@ def _read_dicom(path: Path, *, apply_luts: bool = True) -> np.ndarray:
         lo, hi = _dicom_value_range(ds, out)
         out = (lo + hi) - out
     return out
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters (a corrupted header can echo kilobytes)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _dicom_value_range(ds: Any, values: np.ndarray) -> tuple[float, float]:
@@ -282,14 +287,13 @@ def dicom_laterality_view(path: PathLike) -> tuple[str | None, str | None]:
         ImageReadError: the file is not DICOM.
     """
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     p = Path(path)
     _check_exists(p)
     try:
         ds = pydicom.dcmread(p, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise ImageReadError(p, f"cannot read DICOM header: {exc}") from exc
+    except Exception as exc:  # a corrupted header raises many types (even NotImplementedError)
+        raise ImageReadError(p, f"cannot read DICOM header: {_short(exc)}") from exc
     laterality = None
     for keyword in ("ImageLaterality", "Laterality"):
         value = str(ds.get(keyword, "") or "").strip().upper()

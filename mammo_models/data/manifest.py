@@ -106,6 +106,7 @@ IMAGE_DROP_REASONS: dict[str, str] = {
     "unused_view": "view not used by the model",
     "duplicate_view": "a second image of the same view of a breast (the first in manifest order is used)",
     "incomplete_breast": "its breast lacks a view the model needs",
+    "unreadable": "the image file cannot be decoded (skipped: skip_bad_images)",
 }
 """Why an image of a valid manifest is not used (keys of ``ManifestSummary.images_dropped``)."""
 
@@ -750,6 +751,8 @@ class Manifest:
         summary: counts for the run log (``print(manifest.summary)``).
         views: the views the breasts were paired for.
         data_root: directory the paths are relative to.
+        skipped_images: with ``skip_bad_images``, one problem per image that could not be
+            decoded (its row and the reader's reason); those rows are not used.
     """
 
     images: pd.DataFrame
@@ -757,6 +760,7 @@ class Manifest:
     summary: ManifestSummary
     views: tuple[str, ...]
     data_root: Path | None
+    skipped_images: list[ManifestProblem] = field(default_factory=list)
 
     def split(self, name: str) -> pd.DataFrame:
         """Breasts of one split (``train``, ``val``, ``test``), re-indexed from 0."""
@@ -776,6 +780,7 @@ def load_manifest(
     check_files: bool = True,
     check_images: bool = False,
     max_listed: int = DEFAULT_MAX_LISTED,
+    skip_bad_images: bool = False,
 ) -> Manifest:
     """Read, validate, split and pair a manifest in one call.
 
@@ -790,6 +795,10 @@ def load_manifest(
         check_files: check that images and heatmaps exist.
         check_images: decode every image once (slow; catches corrupt files up front).
         max_listed: problems listed in an error message.
+        skip_bad_images: decode every image of a needed view once and leave out those that
+            cannot be decoded (their breasts then lack a view and are dropped), counted in the
+            summary and listed in ``Manifest.skipped_images``, instead of failing mid-run.
+            Missing files stay errors: they usually mean a wrong data root.
 
     Raises:
         ManifestError: every problem of the manifest, by row.
@@ -808,6 +817,10 @@ def load_manifest(
         check_images=check_images,
         max_listed=max_listed,
     )
+    skipped: list[ManifestProblem] = []
+    if skip_bad_images and data_root is not None:
+        skipped = find_unreadable_images(images, data_root, views)
+        images = images.drop(index=[p.row for p in skipped])
     if "split" in images.columns and (images["split"] != "").all():
         split_origin = "from the manifest"
     else:
@@ -815,6 +828,8 @@ def load_manifest(
         split_origin = f"assigned by patient (seed {split_seed}; train/val/test fractions {counts})"
         images = assign_splits(images, split_fractions, split_seed)
     pairing = pair_breasts(images, views, strict=strict, source=source, max_listed=max_listed)
+    if skipped:
+        pairing.images_dropped["unreadable"] = len(skipped)
     if pairing.breasts.empty:
         dropped = "; ".join(f"{n} with {k}" for k, n in pairing.breasts_dropped.items())
         raise ManifestError(
@@ -841,4 +856,39 @@ def load_manifest(
         summary=summary,
         views=tuple(views),
         data_root=None if data_root is None else Path(data_root),
+        skipped_images=skipped,
     )
+
+
+def find_unreadable_images(
+    images: pd.DataFrame, data_root: PathLike, views: Sequence[str] = TWO_VIEWS
+) -> list[ManifestProblem]:
+    """Decode every image of ``views`` once; one problem (row, reason) per file that fails.
+
+    Args:
+        images: validated image rows (index = data row), from :func:`validate_manifest`.
+        data_root: directory the paths are relative to.
+        views: only images of these views are read (others are never used).
+
+    Returns:
+        Problems in row order, each naming the file and why it cannot be read.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [r for r, v in zip(images.index, images["view"], strict=True) if v in views]
+    paths = [resolve(data_root, images.at[r, "image_path"]) for r in rows]
+
+    def problem(path: Path) -> str | None:
+        try:
+            read_image(path)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure makes the file unusable
+            return f"{path}: {getattr(exc, 'reason', exc)}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        found = list(pool.map(problem, paths))
+    return [
+        ManifestProblem(int(r), f"unreadable image skipped: {reason}", "image_path")
+        for r, reason in zip(rows, found, strict=True)
+        if reason is not None
+    ]

@@ -89,6 +89,9 @@ class DataSource:
         data_root: directory the manifest's paths are relative to (default: the manifest's folder).
         synthetic_root: where the synthetic set is generated and cached.
         heatmaps: feed the benign/malignant heatmap channels (3 input channels).
+        skip_bad_images: decode every image before training and leave out the breasts whose
+            images cannot be decoded (counted, stored in the run's attrs) instead of stopping
+            at the first one mid-run.
     """
 
     kind: str = "synthetic"
@@ -96,6 +99,7 @@ class DataSource:
     data_root: Path | None = None
     synthetic_root: Path = Path("data/synthetic")
     heatmaps: bool = False
+    skip_bad_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,9 @@ class RecordConfig:
     ``bn_buffers`` group takes most of the loss reduction and a view column can even look
     harmful). Train-mode BN on the fixed LCA batches measures the loss the optimizer actually
     lowers, which is the question the paper asks of the CC and MLO columns.
+
+    ``on_nonfinite``: a NaN/Inf loss or gradient ``stop``s the run (the store keeps every row
+    and is marked ``failed`` with the step and groups) or the step is ``skip``ped and counted.
     """
 
     lca: bool = True
@@ -115,6 +122,7 @@ class RecordConfig:
     lca_subset: int | None = None
     quadrature: str = "simpson"
     bn_policy: str = "train"
+    on_nonfinite: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,10 @@ class ExperimentConfig:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.data.kind not in ("synthetic", "manifest"):
             raise ConfigError(f"--data must be synthetic or manifest, got {self.data.kind!r}")
+        if self.record.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(
+                f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"
+            )
         if self.data.kind == "manifest" and self.data.manifest is None:
             raise ConfigError("--data manifest needs --manifest FILE")
         if self.regularizer == "pretraining" and self.regularizers.pretrained is None:

@@ -74,7 +74,12 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
         if distributed.is_main():
             distributed.barrier()
         return manifest
-    return load_manifest(config.data.manifest, config.data.data_root, views=views)
+    return load_manifest(
+        config.data.manifest,
+        config.data.data_root,
+        views=views,
+        skip_bad_images=config.data.skip_bad_images,
+    )
 
 
 def build_run_data(config: ExperimentConfig) -> RunData:

@@ -37,6 +37,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lca_toolkit import Tracker, distributed
+from lca_toolkit.store._writer import check_writable
 
 from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
@@ -173,19 +174,23 @@ class Experiment:
         if self.device.type == "cuda" and distributed.is_distributed():
             self.device = torch.device("cuda", distributed.local_rank())  # one GPU per rank
         self.notes: list[str] = []
+        self.restart = False  # --resume of a run that has no checkpoint yet
 
     # ----------------------------------------------------------------------------- building
     def _check_paths(self) -> None:
         out, ckpt = Path(self.config.out), self.config.checkpoint_dir
+        check_writable(out)  # before any data is read: a read-only --out fails at once
+        check_writable(ckpt)
         if self.resume:
             if not out.exists():
                 raise ResumeError(
                     f"--resume: no run store at {out}; start the run without --resume"
                 )
             if not (ckpt / "last.pt").is_file():
-                raise ResumeError(
-                    f"--resume: no checkpoint at {ckpt / 'last.pt'}; the run cannot be continued"
-                )
+                # Stopped before its first checkpoint: start again at step 0 in the same store.
+                self.echo("no checkpoint was written before the run stopped: starting at step 0")
+                shutil.rmtree(ckpt, ignore_errors=True)
+                self.restart = True
         elif ckpt.exists() and not out.exists():
             shutil.rmtree(ckpt, ignore_errors=True)  # leftovers of a run whose store was deleted
 
@@ -241,12 +246,17 @@ class Experiment:
         run_data = build_run_data(c)
         self.echo(str(run_data.manifest.summary).rstrip())
         self.echo(run_data.sampler.summary())
+        skipped = [str(p) for p in run_data.manifest.skipped_images]
+        if skipped:
+            self.echo(f"skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
+            self.notes.append(f"{len(skipped)} unreadable image(s) skipped (--skip-bad-images)")
         if run_data.sampler.all_negatives_used:
             self.notes.append(
                 "fewer breasts without a finding than with one: every epoch uses all of them"
             )
         model = self._build_model(run_data)
         optimizer, lr_info = self._build_optimizer(model)
+        check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
         tp = c.train_preset
         record = c.record
@@ -271,8 +281,11 @@ class Experiment:
             quadrature=record.quadrature,
             bn_policy=record.bn_policy,
             config={"experiment": experiment_attrs},
+            on_nonfinite=record.on_nonfinite,
         )
         with tracker:
+            if c.data.skip_bad_images:
+                tracker.sink.update_attrs(bad_images_skipped=len(skipped), bad_images=skipped[:100])
             result = self._train_and_test(run_data, model, optimizer, tracker)
         return result
 
@@ -297,7 +310,8 @@ class Experiment:
         )
 
     def _save_last(self, model, optimizer, tracker, epoch, start, acc, best) -> None:
-        acc = acc.gathered(self.device)  # collectives (as is tracker.state_dict): every rank comes here
+        # Collectives (as is tracker.state_dict): every rank comes here.
+        acc = acc.gathered(self.device)
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -320,7 +334,9 @@ class Experiment:
         acc = _EpochAccumulator()
         best = {"epoch": -1, "val_auc": -math.inf}
         epoch, start = 0, 0
-        if self.resume:
+        if self.restart:
+            tracker.sink.truncate(last_step=0, last_epoch=-1)
+        elif self.resume:
             # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
             state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location="cpu")
             check_resumable(state.get("config", {}), c)
@@ -366,7 +382,8 @@ class Experiment:
                 tracker.after_backward(loss)
                 optimizer.step()
                 tracker.after_step()
-                acc.add(losses, outputs["logits"], batch)
+                if not tracker.last_skipped:  # a skipped non-finite step trains nothing
+                    acc.add(losses, outputs["logits"], batch)
                 start += 1
                 bar.update(1)
                 if tracker.step % 10 == 0:
@@ -408,6 +425,10 @@ class Experiment:
             epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
             self._save_last(model, optimizer, tracker, epoch, start, acc, best)
         bar.close()
+        if tracker.nonfinite_skipped:
+            self.notes.append(
+                f"{tracker.nonfinite_skipped} step(s) with a non-finite loss or gradient skipped"
+            )
         return self._test(run_data, model, tracker, best, epoch)
 
     def _test(
@@ -469,6 +490,35 @@ class Experiment:
         )
 
 
+def check_room(directory: Path, model: torch.nn.Module) -> None:
+    """Refuse to start when a checkpoint cannot fit: free disk space or the file-size limit.
+
+    The checkpoint holds at least the model and Adam's two moment buffers (3x the parameter
+    bytes); LCA snapshots add more, so passing this check does not guarantee the saves, it only
+    catches the hopeless cases before hours of training.
+    """
+    need = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    existing = Path(directory)
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise OSError(
+            f"not enough disk space for checkpoints in {directory}: {free / 2**20:.1f} MiB free, "
+            f"a checkpoint needs at least {need / 2**20:.1f} MiB"
+        )
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY and limit < need:
+        raise OSError(
+            f"the file-size limit (ulimit -f) of {limit / 2**20:.1f} MiB is below the size of a "
+            f"checkpoint in {directory} (at least {need / 2**20:.1f} MiB); raise the limit"
+        )
+
+
 RESUME_MAY_CHANGE: frozenset[str] = frozenset(
     {"device", "num_workers", "max_steps", "checkpoint_every"}
 )
@@ -478,6 +528,10 @@ RESUME_MAY_CHANGE: frozenset[str] = frozenset(
 def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
     """Refuse to resume with settings that differ from the checkpoint's (naming the first ones)."""
     now = config.to_dict()
+    try:  # options added since the checkpoint was written take their defaults
+        saved = ExperimentConfig.from_dict(saved).to_dict()
+    except (ValueError, TypeError, KeyError):
+        pass
     differing = [
         k
         for k in sorted(set(saved) | set(now))

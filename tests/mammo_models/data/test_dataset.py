@@ -196,7 +196,9 @@ def test_presets_and_data_config():
     tiny = get_preset("tiny")
     assert tiny.synthetic.image_size_cc[0] > tiny.windows["CC"][0]
     assert tiny.data_config(heatmaps=True).channels == 3 and tiny.data_config().scale == 0.024
-    with pytest.raises(DataConfigError, match="unknown data preset 'huge'.*tiny, small, demo, paper"):
+    with pytest.raises(
+        DataConfigError, match="unknown data preset 'huge'.*tiny, small, demo, paper"
+    ):
         get_preset("huge")
     with pytest.raises(DataConfigError, match="mirror"):
         DataConfig(mirror="sometimes")
