@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,9 @@ def main() -> None:
                 first[key] = False
                 tallies[key].add(float(r.residual), float(r.loss_end - r.loss_start), passes)
             lca_seconds += time.perf_counter() - t
+            if step % max(a.every) == 0:
+                elapsed = time.perf_counter() - start
+                print(f"step {step}/{a.steps}, {elapsed:.0f} s", file=sys.stderr, flush=True)
             if step >= a.steps:
                 break
         epoch += 1
