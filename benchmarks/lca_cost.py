@@ -12,6 +12,10 @@ and prints each rule's time divided by (passes x floor), with the median and spr
 
     python benchmarks/lca_cost.py --model joint --preset demo --subset 24 --repeats 5
     python benchmarks/lca_cost.py --model two_input --repeats 5
+    python benchmarks/lca_cost.py --full-res --device cuda --subset 24 --repeats 5
+
+``--full-res`` is the paper's resolution (CC 2677x1942, MLO 2974x1748, evaluation batches of 4):
+GPU work.
 """
 
 from __future__ import annotations
@@ -89,7 +93,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--full-res",
+        action="store_true",
+        help="the paper's resolution: --model joint --preset paper --batch 4",
+    )
     a = p.parse_args()
+    if a.full_res:
+        a.model, a.preset, a.batch = "joint", "paper", 4
     device = torch.device(a.device)
     if a.model == "joint":
         model, groups, loss_fn, batches, name = joint_problem(a.preset, a.subset, a.batch, device)

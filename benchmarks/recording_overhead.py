@@ -14,6 +14,9 @@ Prints the median time per step and the ratio to ``plain`` with its spread (min-
 
     python benchmarks/recording_overhead.py --model two_input --steps 50 --repeats 7
     python benchmarks/recording_overhead.py --model joint --batch-size 4 --steps 20 --repeats 5
+    python benchmarks/recording_overhead.py --full-res --device cuda --steps 20 --repeats 5
+
+``--full-res`` is the paper's resolution (CC 2677x1942, MLO 2974x1748, batch 4): GPU work.
 """
 
 from __future__ import annotations
@@ -103,7 +106,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", choices=("two_input", "joint"), default="two_input")
     parser.add_argument("--preset", default="demo", help="window sizes of --model joint")
+    parser.add_argument(
+        "--full-res",
+        action="store_true",
+        help="the paper's resolution: --model joint --preset paper --batch-size 4",
+    )
     args = parser.parse_args()
+    if args.full_res:
+        args.model, args.preset, args.batch_size = "joint", "paper", 4
     device = torch.device(args.device)
     torch.manual_seed(0)
     if args.model == "joint":
