@@ -20,21 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from killed_experiment import tiny_config
 
-from mammo_models.training import DataSource, Experiment, ExperimentConfig
+from mammo_models.training import Experiment, ExperimentConfig
 
 
 def fault_config(out: Path, synthetic_root: Path) -> ExperimentConfig:
     """2 epochs of 4 steps, LCA every 3 steps, checkpoints every 3 steps and at epoch ends."""
-    return ExperimentConfig(
-        out=out,
-        variant="joint",
-        preset="tiny",
-        lr=1e-3,
-        device="cpu",
-        data=DataSource(synthetic_root=synthetic_root),
-        checkpoint_every=3,
-    )
+    return tiny_config(out, synthetic_root)
 
 
 def die() -> None:
