@@ -28,6 +28,7 @@ from lca_toolkit.plots import (
 )
 from lca_toolkit.plots.tables import write_auc_table
 
+from ..training.experiment import lca_summary
 from . import plans
 from .settings import RecipeSettings
 
@@ -81,13 +82,6 @@ def fig3(s: RecipeSettings) -> Rendered:
 
 
 # -------------------------------------------------------------------------------- Figures 4-7
-def _lca_shares(run) -> dict[str, float]:
-    lca = run.lca()
-    totals = {g: float(lca[f"lca/{g}"].sum()) for g in run.groups}
-    whole = sum(totals.values())
-    return {g: v / whole for g, v in totals.items()} if whole else {}
-
-
 def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str) -> Rendered:
     """Panel (a): gradient norm of the CC and MLO columns; (b): their cumulative LCA."""
     store = s.root / f"{plans.lca_run_name(lr)}.zarr"
@@ -102,7 +96,7 @@ def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str) -> Rendered:
     out = save_figure(fig, s.figures_dir / f"{stem}.png")
     steps = run.steps()
     cc, mlo = steps["grad_norm/cc"], steps["grad_norm/mlo"]
-    share = _lca_shares(run)
+    share, _ = lca_summary(run)
     findings = [
         f"gradient norm: MLO column above the CC column in {_pct(float((mlo > cc).mean()))} of "
         f"{len(steps)} steps (median ratio MLO/CC {float((mlo / cc).median()):.2f}).",
@@ -121,8 +115,8 @@ def fig5(s: RecipeSettings) -> Rendered:
     fig = plot_residual(run, title=f"LCA residual, Joint ResNet, learning rate {lr:g}")
     out = save_figure(fig, s.figures_dir / "fig5_lca_residual.png")
     lca = run.lca()
+    _, rel = lca_summary(run)
     change = lca["loss_change"].abs()
-    rel = (lca["residual"].abs() / change.replace(0, np.nan)).median()
     whole = lca["residual"].abs().sum() / change.sum() if change.sum() else math.nan
     quad = run.config.get("tracker", {}).get("lca", {}) or {}
     findings = [

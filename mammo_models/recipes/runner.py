@@ -129,7 +129,6 @@ def run_all(
         device_type: ``cuda`` runs keep torch's default threads.
     """
     runs = unique_runs(specs)
-    by_name = {r.name: r for r in runs}
     outcomes: dict[str, RunOutcome] = {}
     pending = sorted(runs, key=lambda r: -r.cost)
     threads = 0 if device_type == "cuda" else max(1, (os.cpu_count() or 1) // max(1, jobs))
@@ -212,9 +211,7 @@ def run_all(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return [outcomes[r.name] for r in runs if r.name in outcomes] + [
-        RunOutcome(name, "blocked") for name in by_name if name not in outcomes
-    ]
+    return [outcomes[r.name] for r in runs]
 
 
 def _one_line(exc: BaseException) -> str:

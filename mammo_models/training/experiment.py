@@ -474,7 +474,9 @@ class Experiment:
             },
         )
         tracker.flush()
-        share, residual = _lca_summary(tracker)
+        from lca_toolkit import open_run
+
+        share, residual = lca_summary(open_run(tracker.sink.path))
         return RunResult(
             out=Path(c.out),
             steps=tracker.step,
@@ -547,14 +549,12 @@ def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
         )
 
 
-def _lca_summary(tracker: Tracker) -> tuple[dict[str, float], float]:
-    """Each group's share of the summed LCA, and the median relative residual, from the store."""
-    from lca_toolkit import open_run
-
-    lca = open_run(tracker.sink.path).lca()
+def lca_summary(run: Any) -> tuple[dict[str, float], float]:
+    """Each group's share of the summed LCA, and the median relative residual, of a stored run."""
+    lca = run.lca()
     if lca.empty:
         return {}, math.nan
-    totals = {g: float(lca[f"lca/{g}"].sum()) for g in tracker.group_names}
+    totals = {g: float(lca[f"lca/{g}"].sum()) for g in run.groups}
     whole = sum(totals.values())
     share = {g: v / whole for g, v in totals.items()} if whole else {}
     change = lca["loss_change"].abs().replace(0, np.nan)

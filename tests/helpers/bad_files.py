@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from dicom_files import mammo_dataset
 from PIL import Image
 
 
@@ -30,31 +31,8 @@ def dicom_bytes(
             and the data disagree (a wrong bit depth).
         pixel_bytes: raw Pixel Data to store instead of ``array``'s bytes.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        DigitalMammographyXRayImageStorageForPresentation,
-        ExplicitVRLittleEndian,
-        generate_uid,
-    )
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalMammographyXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.PatientID = "TEST"
     shape = (8, 8) if array is None else array.shape
-    ds.Rows, ds.Columns = shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = bits_allocated
-    ds.BitsStored = bits_allocated
-    ds.HighBit = bits_allocated - 1
-    ds.PixelRepresentation = 0
+    ds = mammo_dataset(*shape, bits_allocated=bits_allocated, bits_stored=bits_allocated)
     if array is not None or pixel_bytes is not None:
         ds.PixelData = pixel_bytes if pixel_bytes is not None else array.tobytes()
     buf = io.BytesIO()

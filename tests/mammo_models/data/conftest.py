@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from dicom_files import mammo_dataset
 from PIL import Image
 
 
@@ -31,32 +32,10 @@ def write_dicom(
     view: str | None = None,
 ) -> Path:
     """A minimal single-frame mammography DICOM (uncompressed or RLE Lossless), 16-bit unsigned."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        DigitalMammographyXRayImageStorageForPresentation,
-        ExplicitVRLittleEndian,
-        RLELossless,
-        generate_uid,
-    )
+    from pydicom.uid import RLELossless
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalMammographyXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.PatientID = "TEST"
-    ds.Rows, ds.Columns = array.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
+    ds = mammo_dataset(*array.shape, photometric=photometric, bits_stored=bits_stored)
     if laterality is not None:
         setattr(ds, laterality_tag, laterality)
     if view is not None:
