@@ -1,8 +1,14 @@
-"""Per-group gradient norms, relative squared norms and update norms as fused device computations.
+"""Per-group gradient norms, relative squared norms and update norms, split into a cheap per-step
+part on the device and a batched per-block part on the host.
 
-These run on every optimizer step, so they are written as a handful of ``torch._foreach_*`` kernels
-plus one ``index_add_`` per quantity, with no per-parameter Python arithmetic and no host sync: the
-results stay on the device until the Tracker moves a batch of rows to the host.
+These run on every optimizer step, so the per-step part is the least work that keeps the numbers
+exact: one fused ``torch._foreach_norm`` over the gradients and parameters, written with one
+``torch.stack(..., out=row)`` into a preallocated device buffer of per-*tensor* norms (plus, for
+update norms, one parameter copy before the step and a subtract, a norm and a stack after it).
+Nothing is synced to the host. The grouping (squares, ratios, sums per group) happens once per
+block of rows, on the host in float64, when the Tracker moves the block off the device
+(:func:`group_rows`). Per step that is about half a dozen kernel launches whatever the model; the
+per-group arithmetic costs nothing on the training thread.
 
 Definitions, per group g with parameter tensors t in g:
 
@@ -15,11 +21,17 @@ Definitions, per group g with parameter tensors t in g:
   infinite.
 * ``update_norm[g] = ||theta_after - theta_before||`` over the group's tensors.
 
-Tensors without a gradient (unused in this step's graph) count as zero gradient.
+Per-tensor norms are computed in the parameters' accumulation dtype (float32 for half, bfloat16
+and float32 parameters, float64 for float64 ones); squares and group sums in float64. Tensors
+without a gradient (unused in this step's graph) count as zero gradient. A NaN or Inf in one
+tensor makes its own group's numbers non-finite and no other group's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,59 +41,78 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def tensor_norms(tensors: list[Tensor], dtype: torch.dtype) -> Tensor:
-    """(T,) L2 norms of each tensor, computed in ``dtype`` (one fused kernel)."""
-    return torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
+def write_norm_row(params: list[Tensor], out: Tensor, zero: Tensor) -> None:
+    """Write ``[||grad_t|| for t] + [||theta_t|| for t]`` (2T values) into ``out``.
 
-
-def group_sum(values: Tensor, group_index: Tensor, n_groups: int) -> Tensor:
-    """(G,) sums of per-tensor ``values`` (T,) by group."""
-    return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(
-        0, group_index, values
-    )
-
-
-def gradient_norms(
-    params: list[Tensor], group_index: Tensor, n_groups: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-group gradient norms, total norm and relative squared norms of ``params``' ``.grad``.
-
-    One fused norm kernel covers gradients and parameters together and one ``index_add_`` does
-    both group reductions, so the cost per step is a dozen kernel launches whatever the model.
+    One fused norm kernel and one stack into ``out``; no host sync.
 
     Args:
         params: T parameter tensors (their ``.grad`` is read, never written).
-        group_index: int64 (T,) group position of each tensor.
-        n_groups: G.
-
-    Returns:
-        ``(grad_norm (G,), grad_norm_total (), rel_sq_norm (G,))`` on the parameters' device.
+        out: (2T,) slice of the row buffer, of the accumulation dtype.
+        zero: a 0-d zero of that dtype on the device, the norm of a missing gradient.
     """
-    dtype = accumulation_dtype(params[0].dtype)
+    if torch.is_grad_enabled():  # (a check is cheaper than a no_grad context every step)
+        with torch.no_grad():
+            return write_norm_row(params, out, zero)
+    dtype = out.dtype
     grads = [p.grad for p in params]
     if any(g is None for g in grads):
         present = [i for i, g in enumerate(grads) if g is not None]
-        if not present:
-            zeros = torch.zeros(n_groups, dtype=dtype, device=params[0].device)
-            return zeros, zeros.sum(), zeros.clone()
-        group_index = group_index[present]
-        params = [params[i] for i in present]
-        grads = [grads[i] for i in present]
-    n = len(params)
-    sq = torch.stack(torch._foreach_norm(grads + [p.detach() for p in params], 2, dtype=dtype))
-    sq = sq.square_().view(2, n)  # rows: ||grad_t||^2, ||theta_t||^2
-    ratio = torch.where(sq[1] > 0, sq[0] / sq[1], 0.0)
-    sums = torch.zeros(2, n_groups, dtype=dtype, device=sq.device).index_add_(
-        1, group_index, torch.stack([sq[0], ratio])
+        norms = torch._foreach_norm([grads[i] for i in present] + params, 2, dtype=dtype)
+        gnorms = [zero] * len(params)
+        for k, i in enumerate(present):
+            gnorms[i] = norms[k]
+        norms = gnorms + list(norms[len(present) :])
+    else:
+        norms = torch._foreach_norm(grads + params, 2, dtype=dtype)
+    torch.stack(norms, out=out)
+
+
+def write_update_row(before: list[Tensor], params: list[Tensor], out: Tensor) -> None:
+    """Write ``[||theta_after_t - theta_before_t|| for t]`` (T values) into ``out``.
+
+    ``before`` holds the parameters copied before the step and is overwritten with the difference.
+    """
+    if torch.is_grad_enabled():
+        with torch.no_grad():
+            return write_update_row(before, params, out)
+    torch._foreach_sub_(before, params)
+    torch.stack(torch._foreach_norm(before, 2, dtype=out.dtype), out=out)
+
+
+@dataclass(frozen=True)
+class GroupedRows:
+    """Per-group numbers of a block of R rows (float64 arrays)."""
+
+    grad_norm: np.ndarray  # (R, G)
+    grad_norm_total: np.ndarray  # (R,)
+    rel_sq_norm: np.ndarray  # (R, G)
+    update_norm: np.ndarray  # (R, G)
+
+
+def group_rows(raw: np.ndarray, members: list[np.ndarray]) -> GroupedRows:
+    """Group a block of per-tensor norm rows (from :func:`write_norm_row` / :func:`write_update_row`).
+
+    Args:
+        raw: (R, 3T) rows ``[grad norms (T) | parameter norms (T) | update norms (T)]``.
+        members: per group, the positions of its tensors among the T.
+
+    Returns:
+        float64 group sums; a group without tensors has zeros.
+    """
+    T = raw.shape[1] // 3
+    sq = np.square(raw.astype(np.float64))
+    g_sq, p_sq, u_sq = sq[:, :T], sq[:, T : 2 * T], sq[:, 2 * T :]
+    ratio = np.divide(g_sq, p_sq, out=np.zeros_like(g_sq), where=p_sq != 0)
+    R, G = raw.shape[0], len(members)
+    gn, rel, upd = (np.zeros((R, G)) for _ in range(3))
+    for j, idx in enumerate(members):  # per group, so a NaN stays in its own group
+        gn[:, j] = g_sq[:, idx].sum(axis=1)
+        rel[:, j] = ratio[:, idx].sum(axis=1)
+        upd[:, j] = u_sq[:, idx].sum(axis=1)
+    return GroupedRows(
+        grad_norm=np.sqrt(gn),
+        grad_norm_total=np.sqrt(gn.sum(axis=1)),
+        rel_sq_norm=rel,
+        update_norm=np.sqrt(upd),
     )
-    return sums[0].sqrt(), sums[0].sum().sqrt(), sums[1]
-
-
-def update_norms(
-    before: list[Tensor], params: list[Tensor], group_index: Tensor, n_groups: int
-) -> Tensor:
-    """(G,) ``||theta_after - theta_before||`` per group; ``before`` is overwritten with the difference."""
-    with torch.no_grad():
-        torch._foreach_sub_(before, params)
-    dtype = accumulation_dtype(params[0].dtype)
-    return group_sum(tensor_norms(before, dtype).square_(), group_index, n_groups).sqrt_()

@@ -158,8 +158,9 @@ class Tracker:
         self.step = 0
         self._params = [p for _, _, p in groups.named_parameters()]
         self._device = self._params[0].device
-        self._gi = groups.group_index(self._device)
         self._n_param_groups = len(groups)
+        group_index = groups.group_index().numpy()
+        self._members = [np.flatnonzero(group_index == j) for j in range(self._n_param_groups)]
 
         self.engine: LcaEngine | None = None
         if lca_every is not None:
@@ -175,7 +176,6 @@ class Tracker:
             )
             self.engine = LcaEngine(model, groups, loss_fn, eval_batches, lca_config)
         self.group_names = self.engine.group_names if self.engine else groups.names
-        n_cols = len(self.group_names)
 
         members = groups.members
         if self.engine and BN_GROUP in self.group_names:
@@ -185,7 +185,8 @@ class Tracker:
         # Per-step state (device tensors, never synced in the hot path).
         self._record_update = record_update_norm and optimizer is not None
         self._before: list[Tensor] | None = None
-        self._pending: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self._have_norms = False  # this step's norms are in the row buffer
+        self._have_update = False  # and its update norms
         self._loss_sum: Tensor | None = None
         self._loss_count = 0
         self._hooks = []
@@ -193,14 +194,20 @@ class Tracker:
             self._hooks.append(optimizer.register_step_pre_hook(self._pre_step_hook))
             if self._record_update:
                 self._hooks.append(optimizer.register_step_post_hook(self._post_step_hook))
-        # Rows waiting for one batched move to the host.
-        width = 2 + 3 * n_cols + 1  # loss, total, grad_norm, rel_sq_norm, update_norm, skipped
-        self._rows = torch.empty((transfer_every, width), dtype=torch.float64, device=self._device)
-        self._nan = torch.full((n_cols,), math.nan, dtype=torch.float64, device=self._device)
-        self._zeros = torch.zeros(n_cols, dtype=torch.float64, device=self._device)
-        self._flag = torch.tensor([[0.0], [1.0]], dtype=torch.float64, device=self._device)
+        # Rows of per-tensor norms waiting for one batched move to the host, where they are
+        # grouped (grad_norms.group_rows): [grad norms | parameter norms | update norms].
+        acc = grad_norms.accumulation_dtype(self._params[0].dtype)
+        n_tensors = len(self._params)
+        self._raw = torch.zeros((transfer_every, 3 * n_tensors), dtype=acc, device=self._device)
+        # Views of each row's two parts, made once: indexing a tensor every step costs dispatch.
+        self._norm_slots = [r[: 2 * n_tensors] for r in self._raw]
+        self._update_slots = [r[2 * n_tensors :] for r in self._raw]
+        self._zero = torch.zeros((), dtype=acc, device=self._device)
+        self._nan_loss = torch.full((), math.nan, dtype=torch.float64, device=self._device)
         self._row_steps: list[int] = []
         self._row_lrs: list[list[float]] = []
+        self._row_losses: list[tuple[Tensor | None, int]] = []  # (sum over calls, calls)
+        self._row_flags: list[tuple[bool, bool, bool]] = []  # (norms, update, skipped)
         self._last_epoch: int | None = None
         self._closed = False
 
@@ -252,26 +259,30 @@ class Tracker:
         )
 
     # ----------------------------------------------------------------------------- hooks
-    def _norms_now(self) -> tuple[Tensor, Tensor, Tensor]:
-        gn, total, rel = grad_norms.gradient_norms(self._params, self._gi, self._n_param_groups)
-        return gn, total, rel
+    def _write_norms(self) -> None:
+        """Per-tensor norms of this step into its row of the buffer (no host sync)."""
+        out = self._norm_slots[len(self._row_steps)]
+        grad_norms.write_norm_row(self._params, out, self._zero)
+        self._have_norms = True
 
     def _pre_step_hook(self, optimizer, args, kwargs) -> None:
-        gn, total, rel = self._norms_now()
-        upd = None
+        self._write_norms()
         if self.on_nonfinite != "record":
-            self._check_finite(optimizer, gn, total, rel)
+            self._check_finite(optimizer)
         if self._record_update:
             if self._before is None:
                 self._before = [p.detach().clone() for p in self._params]
             else:
-                torch._foreach_copy_(self._before, [p.detach() for p in self._params])
-        self._pending = (gn, total, rel, upd)
+                with torch.no_grad():
+                    torch._foreach_copy_(self._before, self._params)
 
-    def _check_finite(self, optimizer, gn: Tensor, total: Tensor, rel: Tensor) -> None:
+    def _check_finite(self, optimizer) -> None:
         """Stop or skip a step whose loss or gradients are not finite (one host sync)."""
         loss = None if self._loss_sum is None else self._loss_sum / self._loss_count
-        finite = torch.isfinite(total) if loss is None else torch.isfinite(total + loss)
+        norms = self._norm_slots[len(self._row_steps)]
+        finite = torch.isfinite(norms[: len(self._params)]).all()
+        if loss is not None:
+            finite &= torch.isfinite(loss)
         if bool(finite):
             return
         if self.on_nonfinite == "skip":
@@ -281,9 +292,11 @@ class Tracker:
                     p.grad = None
             self._skip_pending = True
             return
+        row = grad_norms.group_rows(
+            self._raw[len(self._row_steps)][None].cpu().numpy(), self._members
+        )
         names = self.groups.names
-        bad = [g for g, v in zip(names, gn.tolist(), strict=True) if not math.isfinite(v)]
-        self._pending = (gn, total, rel, None)
+        bad = [g for g, v in zip(names, row.grad_norm[0], strict=True) if not math.isfinite(v)]
         shown = "not recorded" if loss is None else f"{float(loss)!r}"
         self._append_row()
         self._transfer_rows()
@@ -294,11 +307,11 @@ class Tracker:
         )
 
     def _post_step_hook(self, optimizer, args, kwargs) -> None:
-        if self._pending is None or self._before is None:
+        if not self._have_norms or self._before is None:
             return
-        gn, total, rel, _ = self._pending
-        upd = grad_norms.update_norms(self._before, self._params, self._gi, self._n_param_groups)
-        self._pending = (gn, total, rel, upd)
+        out = self._update_slots[len(self._row_steps)]
+        grad_norms.write_update_row(self._before, self._params, out)
+        self._have_update = True
 
     # ----------------------------------------------------------------------------- training loop
     def after_backward(self, loss: Tensor | None = None) -> None:
@@ -313,8 +326,7 @@ class Tracker:
             self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
             self._loss_count += 1
         if self.optimizer is None:
-            gn, total, rel = self._norms_now()
-            self._pending = (gn, total, rel, None)
+            self._write_norms()
 
     def after_step(self) -> LcaResult | None:
         """Call once after every optimizer step. Returns the LCA result when an interval ended."""
@@ -325,40 +337,24 @@ class Tracker:
         return None
 
     def _append_row(self) -> None:
-        """The row of the step that just ended, into the device buffer."""
+        """Close the row of the step that just ended (its norms are already in the buffer)."""
         self.step += 1
-        pad = self._nan[: len(self.group_names) - self._n_param_groups]  # bn_buffers: no gradient
-        if self._pending is None:  # the optimizer did not step: GradScaler skipped it
-            gn, total, rel, upd = self._nan, self._nan[0], self._nan, self._zeros
-            skipped = 1
-        else:
-            gn, total, rel, upd = self._pending
-            skipped = 0
-            if len(pad):
-                gn, rel = torch.cat([gn, pad]), torch.cat([rel, pad])
-                upd = self._nan if upd is None else torch.cat([upd, pad])
-            elif upd is None:
-                upd = self._nan
-        if self.optimizer is None:
-            skipped = 0
+        # With an optimizer, no norms means optimizer.step() never ran: GradScaler skipped it.
+        skipped = self.optimizer is not None and not self._have_norms
         if self._skip_pending:
-            skipped, self._skip_pending = 1, False
+            skipped, self._skip_pending = True, False
             self.nonfinite_skipped += 1
             self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
-        self.last_skipped = bool(skipped)
-        loss = self._nan[0] if self._loss_sum is None else self._loss_sum / self._loss_count
-        i = len(self._row_steps)
-        torch.cat(
-            [loss.reshape(1), total.reshape(1), gn, rel, upd, self._flag[skipped]],
-            out=self._rows[i],
-        )
+        self.last_skipped = skipped
+        self._row_flags.append((self._have_norms, self._have_update, skipped))
+        self._row_losses.append((self._loss_sum, self._loss_count))
         self._row_steps.append(self.step)
         self._row_lrs.append(
             [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [math.nan]
         )
-        self._pending = None
+        self._have_norms = self._have_update = False
         self._loss_sum, self._loss_count = None, 0
-        if len(self._row_steps) == self._rows.shape[0]:
+        if len(self._row_steps) == self._raw.shape[0]:
             self._transfer_rows()
 
     def measure_lca(self) -> LcaResult:
@@ -383,7 +379,7 @@ class Tracker:
 
     # ----------------------------------------------------------------------------- storage
     def _transfer_rows(self, reduce: bool = True) -> None:
-        """One device-to-host copy for every row recorded since the last transfer.
+        """One device-to-host copy for every row recorded since the last transfer, then grouping.
 
         Distributed: one all-reduce averages the rows' losses across ranks first; without
         ``reduce`` (a failing run, whose other ranks may not reach this point) they become NaN.
@@ -391,28 +387,44 @@ class Tracker:
         n_rows = len(self._row_steps)
         if n_rows == 0:
             return
+        sums = torch.stack([self._nan_loss if s is None else s for s, _ in self._row_losses])
+        counts = np.array([max(c, 1) for _, c in self._row_losses], dtype=np.float64)
         if distributed.is_distributed():
             if reduce:
-                self._rows[:n_rows, 0] = distributed.all_reduce_mean_(
-                    self._rows[:n_rows, 0].clone()
-                )
+                sums = distributed.all_reduce_mean_(sums / torch.from_numpy(counts).to(sums))
             else:
-                self._rows[:n_rows, 0] = math.nan
-        host = self._rows[:n_rows].cpu().numpy()
-        g = len(self.group_names)
+                sums = torch.full_like(sums, math.nan)
+            counts[:] = 1.0
+        loss = sums.cpu().numpy() / counts
+        rows = grad_norms.group_rows(self._raw[:n_rows].cpu().numpy(), self._members)
+        flags = np.array(self._row_flags, dtype=bool)  # (rows, 3)
+        have_norms, have_update, skipped = flags[:, 0], flags[:, 1], flags[:, 2]
+        gn, total, rel, upd = (
+            rows.grad_norm,
+            rows.grad_norm_total,
+            rows.rel_sq_norm,
+            rows.update_norm,
+        )
+        gn[~have_norms] = total[~have_norms] = rel[~have_norms] = math.nan
+        if self._record_update:
+            upd[~have_norms] = 0.0  # a step the optimizer skipped changed nothing
+            upd[have_norms & ~have_update] = math.nan
+        else:
+            upd[:] = math.nan
+        pad = np.full((n_rows, len(self.group_names) - self._n_param_groups), math.nan)
         self.sink.append_steps(
             StepBlock(
                 step=np.asarray(self._row_steps, dtype=np.int64),
-                loss=host[:, 0].copy(),
-                grad_norm_total=host[:, 1].copy(),
-                grad_norm=host[:, 2 : 2 + g].copy(),
-                rel_sq_norm=host[:, 2 + g : 2 + 2 * g].copy(),
-                update_norm=host[:, 2 + 2 * g : 2 + 3 * g].copy(),
-                skipped=host[:, 2 + 3 * g].astype(bool),
+                loss=loss,
+                grad_norm_total=total,
+                grad_norm=np.hstack([gn, pad]),
+                rel_sq_norm=np.hstack([rel, pad]),
+                update_norm=np.hstack([upd, pad]),
+                skipped=skipped,
                 lr=np.asarray(self._row_lrs, dtype=np.float64),
             )
         )
-        self._row_steps, self._row_lrs = [], []
+        self._row_steps, self._row_lrs, self._row_losses, self._row_flags = [], [], [], []
 
     def flush(self) -> None:
         """Move pending rows to the store and wait until they are on disk."""
@@ -447,7 +459,7 @@ class Tracker:
             self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
         if self.engine is not None:
             self.engine.load_state_dict(state["engine"])
-        self._row_steps, self._row_lrs = [], []
+        self._row_steps, self._row_lrs, self._row_losses, self._row_flags = [], [], [], []
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
         last_epoch = -1 if self._last_epoch is None else self._last_epoch
         self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
