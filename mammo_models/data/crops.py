@@ -124,8 +124,18 @@ class CropConfig:
         return round(self.shift_px * scale), round(self.size_px * scale)
 
 
+BOX_SEARCH_SIDE = 256
+"""The breast box is searched on every k-th pixel, k = (shorter image side) // this (at least 1)."""
+
+
 def breast_bbox(image: np.ndarray, threshold: float = 0.1) -> Box:
     """Bounding box of the breast: the largest bright connected component.
+
+    A full-size mammogram is searched on a strided grid (every 8th pixel of a 3000 x 2200
+    image, see :data:`BOX_SEARCH_SIDE`), which puts the box edges within that many pixels, far
+    inside the window's 100-pixel jitter, at a hundredth of the cost. Images whose shorter side
+    is under twice ``BOX_SEARCH_SIDE`` (every scaled preset below full resolution) are searched
+    pixel by pixel.
 
     Args:
         image: (H, W), bright = tissue, background dark (as returned by ``read_image``).
@@ -137,20 +147,28 @@ def breast_bbox(image: np.ndarray, threshold: float = 0.1) -> Box:
     from scipy import ndimage
 
     H, W = image.shape
-    lo = float(image.min())
-    hi = float(np.percentile(image, 99.5))
+    k = max(1, min(H, W) // BOX_SEARCH_SIDE)
+    grid = image[::k, ::k]
+    lo = float(grid.min())
+    hi = float(np.percentile(grid, 99.5))
     if hi <= lo:
         return Box(0, 0, H, W)
-    mask = image > lo + threshold * (hi - lo)
+    mask = grid > lo + threshold * (hi - lo)
     labels, n = ndimage.label(mask)
     if n == 0:
         return Box(0, 0, H, W)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    largest = int(sizes.argmax())
-    rows = np.flatnonzero((labels == largest).any(axis=1))
-    cols = np.flatnonzero((labels == largest).any(axis=0))
-    return Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    largest = labels == int(sizes.argmax())
+    rows = np.flatnonzero(largest.any(axis=1))
+    cols = np.flatnonzero(largest.any(axis=0))
+    # grid index i stands for image rows [i k, (i + 1) k)
+    return Box(
+        int(rows[0]) * k,
+        int(cols[0]) * k,
+        min(H, (int(rows[-1]) + 1) * k),
+        min(W, (int(cols[-1]) + 1) * k),
+    )
 
 
 def _clamp(start: int, image_len: int, win_len: int) -> int:

@@ -242,38 +242,47 @@ class MammoDataset(Dataset[dict[str, torch.Tensor]]):
         pixel_scale = float(row.get(f"{v}_pixel_scale", 1.0) or 1.0)
         factor = self.config.scale / pixel_scale
         laterality = str(row["laterality"])
-        key = ("image", str(path), factor, self.config.mirror, laterality)
+        heatmaps = (
+            tuple(self._path(row[f"{v}_heatmap_{kind}_path"]) for kind in ("benign", "malignant"))
+            if self.config.heatmaps
+            else ()
+        )
+        key = ("view", str(path), factor, self.config.mirror, laterality, tuple(map(str, heatmaps)))
         cached = self._cache.get(key) if self._cache is not None else None
         if cached is None:
-            image, flipped = orient(
-                rescale(read_image(path), factor), laterality, self.config.mirror
-            )
-            box = breast_bbox(image, self.config.crop.threshold)
-            cached = (image, flipped, box)
+            cached = self._load(path, factor, laterality, heatmaps)
             if self._cache is not None:
                 self._cache.put(key, cached)
-        image, flipped, box = cached
-        channels = [image]
-        fill = [float(image.min())]
-        if self.config.heatmaps:
-            for kind in ("benign", "malignant"):
-                hpath = self._path(row[f"{v}_heatmap_{kind}_path"])
-                hkey = ("heatmap", str(hpath), image.shape, flipped)
-                heat = self._cache.get(hkey) if self._cache is not None else None
-                if heat is None:
-                    heat = resize(read_heatmap(hpath), image.shape)
-                    if flipped:
-                        heat = np.ascontiguousarray(heat[:, ::-1])
-                    if self._cache is not None:
-                        self._cache.put(hkey, heat)
-                channels.append(heat)
-                fill.append(0.0)
-        return _Prepared(np.stack(channels), tuple(fill), box)
+        return _Prepared(*cached)
+
+    def _load(
+        self, path: Path, factor: float, laterality: str, heatmaps: tuple[Path, ...]
+    ) -> tuple[np.ndarray, tuple[float, ...], Any]:
+        """Read, scale and orient one view (and its heatmaps): ``(channels, fill, box)``.
+
+        The image and heatmaps are stacked once here (a view, without heatmaps), so every later
+        window is cut from the cached stack without copying the whole image again.
+        """
+        image, flipped = orient(rescale(read_image(path), factor), laterality, self.config.mirror)
+        box = breast_bbox(image, self.config.crop.threshold)
+        fill = (float(image.min()),) + (0.0,) * len(heatmaps)
+        if not heatmaps:
+            return image[None], fill, box
+        channels = np.empty((1 + len(heatmaps), *image.shape), dtype=np.float32)
+        channels[0] = image
+        for c, hpath in enumerate(heatmaps, start=1):
+            heat = resize(read_heatmap(hpath), image.shape)
+            channels[c] = heat[:, ::-1] if flipped else heat
+        return channels, fill, box
 
     def _render(self, prepared: _Prepared, view: str, window: Window) -> torch.Tensor:
-        out = cut_window(prepared.channels, window, self.config.window(view), prepared.fill)
-        out = out.copy()  # never hand out a view of a cached array
-        out[0] = _standardize(out[0])
+        crop = cut_window(prepared.channels, window, self.config.window(view), prepared.fill)
+        if np.may_share_memory(crop, prepared.channels):  # never hand out a view of the cache
+            out = np.empty(crop.shape, dtype=np.float32)
+            out[1:] = crop[1:]
+        else:
+            out = crop
+        _standardize(crop[0], out=out[0])
         return torch.from_numpy(out)
 
     def _random(self, prepared: _Prepared, view: str, rng: np.random.Generator) -> Window:

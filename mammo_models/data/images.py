@@ -23,6 +23,7 @@ Everything returned is float32. Images keep their raw intensity scale until
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -226,10 +227,10 @@ def _read_dicom(path: Path, *, apply_luts: bool = True) -> np.ndarray:
         ) from exc
     if not apply_luts:
         return arr
-    out = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+    out = np.asarray(apply_modality_lut(arr, ds))  # integers stay integers without a rescale
     if photometric == "MONOCHROME1":
         lo, hi = _dicom_value_range(ds, out)
-        out = (lo + hi) - out
+        out = np.float32(lo + hi) - out.astype(np.float32)
     return out
 
 
@@ -266,7 +267,7 @@ def _as_2d_float(path: Path, arr: np.ndarray) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageReadError(path, f"image is empty (shape {arr.shape})")
     out = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(out).all():
+    if arr.dtype.kind == "f" and not np.isfinite(out).all():  # integers are always finite
         raise ImageReadError(path, "image contains NaN or infinite values")
     return out
 
@@ -369,21 +370,41 @@ def orient(image: np.ndarray, laterality: str, mode: str = "laterality") -> tupl
     return (np.ascontiguousarray(image[:, ::-1]) if flip else image), flip
 
 
-def standardize(image: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Zero mean, unit standard deviation over the whole array (statistics in float64).
+STANDARDIZE_BLOCK = 1 << 16
+"""Elements per float32 dot product in :func:`standardize`; the block sums add in float64."""
 
-    A constant image becomes all zeros rather than NaN.
+
+def standardize(image: np.ndarray, eps: float = 1e-6, out: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit standard deviation over the whole array.
+
+    A constant image becomes all zeros rather than NaN. The mean is summed in float64 and the
+    variance in float64 over float32 dot products of 65,536 elements, so the result agrees with a
+    float64 computation to about one float32 rounding while making three passes over float32
+    data instead of seven over float64 (full-size windows are 5 million pixels).
 
     Args:
         image: any shape, usually the (H, W) image channel of one crop window.
+        eps: smallest standard deviation divided by.
+        out: float32 array of the same shape to write into (may be ``image`` itself).
 
     Returns:
-        float32 array of the same shape.
+        float32 array of the same shape (``out`` when given).
     """
-    x = image.astype(np.float64, copy=False)
-    mean = x.mean()
-    std = x.std()
-    return ((x - mean) / max(std, eps)).astype(np.float32)
+    x = np.asarray(image, dtype=np.float32)
+    n = x.size
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
+    if n == 0:
+        return out
+    mean = float(x.sum(dtype=np.float64)) / n
+    np.subtract(x, np.float32(mean), out=out)
+    flat = out.reshape(-1)
+    sq = 0.0
+    for start in range(0, n, STANDARDIZE_BLOCK):
+        block = flat[start : start + STANDARDIZE_BLOCK]
+        sq += float(np.dot(block, block))
+    out *= np.float32(1.0 / max(math.sqrt(sq / n), eps))
+    return out
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -409,8 +430,10 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         out = x.astype(np.float32, copy=False)
     else:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]  # (1, C, H, W)
+        # When no axis shrinks, the anti-aliasing filter is the bilinear one: take the faster path.
+        shrink = out_h < H or out_w < W
         t = F.interpolate(
-            t, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False
+            t, size=(out_h, out_w), mode="bilinear", antialias=shrink, align_corners=False
         )
         out = t[0].numpy()  # (C, out_H, out_W)
     return out[0] if squeeze else out

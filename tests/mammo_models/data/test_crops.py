@@ -38,6 +38,23 @@ def test_breast_box_ignores_a_bright_marker_in_the_background():
     assert breast_bbox(np.ones((5, 4), np.float32)) == Box(0, 0, 5, 4)
 
 
+def test_full_size_box_is_searched_on_a_grid_and_lands_within_its_step():
+    H, W = 3079, 2233  # a full-size CC image: every 8th pixel is searched
+    y, x = np.mgrid[0:H, 0:W]
+    img = np.where(((y - 1600) / 1100.0) ** 2 + (x / 1500.0) ** 2 < 1, 3000.0, 100.0)
+    img[100:160, 2000:2100] = 4000.0  # a lead marker, not the largest component
+    img = img.astype(np.float32)
+    box = breast_bbox(img)
+    rows = np.flatnonzero((img[:, :1600] > 1000).any(axis=1))
+    cols = np.flatnonzero((img[:, :1600] > 1000).any(axis=0))
+    exact = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+    step = min(H, W) // 256
+    assert step == 8
+    got = (box.top, box.left, box.bottom, box.right)
+    assert all(abs(g - e) <= step for g, e in zip(got, exact, strict=True)), (got, exact)
+    assert box.bottom <= H and box.right <= 1500 + step
+
+
 def test_centered_window_sits_at_the_chest_wall_and_on_the_breast():
     box = Box(top=30, left=0, bottom=70, right=40)
     w = centered_window((100, 80), box, (50, 30))

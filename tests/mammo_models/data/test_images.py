@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from mammo_models.data import (
     ImageCache,
@@ -142,6 +144,18 @@ def test_standardize_zero_mean_unit_std_and_constant_image():
     np.testing.assert_array_equal(standardize(np.full((4, 4), 7.0)), np.zeros((4, 4)))
 
 
+def test_standardize_agrees_with_float64_over_several_blocks_and_in_place():
+    # 300 x 500 = 150,000 values: three blocks of the float32 dot products
+    x = np.random.default_rng(2).gamma(2.0, 900.0, (300, 500)).astype(np.float32) + 1000
+    x64 = x.astype(np.float64)
+    reference = (x64 - x64.mean()) / x64.std()
+    z = standardize(x)
+    np.testing.assert_allclose(z, reference, rtol=0, atol=2e-6)
+    y = x.copy()
+    assert standardize(y, out=y) is y
+    np.testing.assert_array_equal(y, z)
+
+
 def test_resize_is_antialiased_and_rescale_rounds():
     checker = (np.indices((64, 64)).sum(axis=0) % 2).astype(np.float32)
     small = resize(checker, (8, 8))
@@ -149,6 +163,15 @@ def test_resize_is_antialiased_and_rescale_rounds():
     np.testing.assert_allclose(small, 0.5, atol=0.05)
     assert rescale(np.zeros((100, 61), np.float32), 0.1).shape == (10, 6)
     assert resize(np.zeros((2, 10, 10), np.float32), (5, 4)).shape == (2, 5, 4)
+
+
+def test_resize_up_equals_the_antialiased_filter():
+    """Enlarging skips the anti-aliasing kernel, which is the bilinear one when nothing shrinks."""
+    x = np.random.default_rng(3).random((2, 97, 61), dtype=np.float32)
+    up = resize(x, (103, 64))
+    t = torch.from_numpy(x)[None]
+    aa = F.interpolate(t, size=(103, 64), mode="bilinear", antialias=True, align_corners=False)
+    np.testing.assert_allclose(up, aa[0].numpy(), atol=1e-5)  # float32 rounding
 
 
 def test_image_cache_evicts_least_recently_used():
