@@ -6,7 +6,7 @@ exact: one fused ``torch._foreach_norm`` over the gradients and parameters, writ
 ``torch.stack(..., out=row)`` into a preallocated device buffer of per-*tensor* norms (plus, for
 update norms, one parameter copy before the step and a subtract, a norm and a stack after it).
 Nothing is synced to the host. The grouping (squares, ratios, sums per group) happens once per
-block of rows, on the host in float64, when the Tracker moves the block off the device
+block of rows, on the host, when the Tracker moves the block off the device
 (:func:`group_rows`). Per step that is about half a dozen kernel launches whatever the model; the
 per-group arithmetic costs nothing on the training thread.
 
@@ -21,8 +21,9 @@ Definitions, per group g with parameter tensors t in g:
   infinite.
 * ``update_norm[g] = ||theta_after - theta_before||`` over the group's tensors.
 
-Per-tensor norms are computed in the parameters' accumulation dtype (float32 for half, bfloat16
-and float32 parameters, float64 for float64 ones); squares and group sums in float64. Tensors
+Everything is computed in the parameters' accumulation dtype (float32 for half, bfloat16 and
+float32 parameters, float64 for float64 ones) and stored as float64; carrying float32 norms on in
+float64 would add digits that mean nothing and cost a third more disk after compression. Tensors
 without a gradient (unused in this step's graph) count as zero gradient. A NaN or Inf in one
 tensor makes its own group's numbers non-finite and no other group's.
 """
@@ -98,21 +99,22 @@ def group_rows(raw: np.ndarray, members: list[np.ndarray]) -> GroupedRows:
         members: per group, the positions of its tensors among the T.
 
     Returns:
-        float64 group sums; a group without tensors has zeros.
+        group sums in ``raw``'s dtype, as float64 arrays; a group without tensors has zeros.
     """
     T = raw.shape[1] // 3
-    sq = np.square(raw.astype(np.float64))
+    sq = np.square(raw)  # in the accumulation dtype, as the norms themselves
     g_sq, p_sq, u_sq = sq[:, :T], sq[:, T : 2 * T], sq[:, 2 * T :]
     ratio = np.divide(g_sq, p_sq, out=np.zeros_like(g_sq), where=p_sq != 0)
     R, G = raw.shape[0], len(members)
-    gn, rel, upd = (np.zeros((R, G)) for _ in range(3))
+    gn, rel, upd = (np.zeros((R, G), dtype=raw.dtype) for _ in range(3))
     for j, idx in enumerate(members):  # per group, so a NaN stays in its own group
         gn[:, j] = g_sq[:, idx].sum(axis=1)
         rel[:, j] = ratio[:, idx].sum(axis=1)
         upd[:, j] = u_sq[:, idx].sum(axis=1)
+    f64 = np.float64
     return GroupedRows(
-        grad_norm=np.sqrt(gn),
-        grad_norm_total=np.sqrt(gn.sum(axis=1)),
-        rel_sq_norm=rel,
-        update_norm=np.sqrt(upd),
+        grad_norm=np.sqrt(gn).astype(f64),
+        grad_norm_total=np.sqrt(gn.sum(axis=1)).astype(f64),
+        rel_sq_norm=rel.astype(f64),
+        update_norm=np.sqrt(upd).astype(f64),
     )
