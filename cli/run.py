@@ -521,6 +521,14 @@ def mammo(
     metavar="KEY=VALUE",
     help="Keyword argument for the job function (repeatable).",
 )
+@click.option(
+    "--on-nonfinite",
+    type=click.Choice(["stop", "skip"]),
+    default="stop",
+    show_default=True,
+    help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the step "
+    "(counted in the store).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @fail_cleanly
@@ -531,6 +539,7 @@ def job(
     lca_every: int | None,
     quadrature: str,
     args: tuple[str, ...],
+    on_nonfinite: str,
     resume: bool,
     overwrite: bool,
 ) -> None:
@@ -566,7 +575,13 @@ def job(
         click.echo(f"epoch {epoch + 1}/{loaded.epochs}: step {step}, last loss {loss:.4f}")
 
     result = run_job(
-        loaded, out, lca_every=lca_every, quadrature=quadrature, resume=resume, progress=progress
+        loaded,
+        out,
+        lca_every=lca_every,
+        quadrature=quadrature,
+        resume=resume,
+        on_nonfinite=on_nonfinite,
+        progress=progress,
     )
     echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
 

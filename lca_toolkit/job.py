@@ -133,6 +133,7 @@ def run_job(
     quadrature: str = "simpson",
     resume: bool = False,
     overwrite: bool = False,
+    on_nonfinite: str = "stop",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> JobResult:
     """Train ``job`` with a Tracker writing ``store``; checkpoints go to ``<store>.ckpt/last.pt``.
@@ -144,6 +145,9 @@ def run_job(
         quadrature: LCA rule.
         resume: continue from the last epoch checkpoint and the existing store.
         overwrite: replace an existing store.
+        on_nonfinite: ``stop`` (default: a NaN/Inf loss or gradient ends the run with
+            :class:`~lca_toolkit.errors.NonFiniteError`, the store marked failed) or ``skip``
+            (the step is not applied and is counted); see :class:`~lca_toolkit.tracker.Tracker`.
         progress: called as ``progress(epoch, step, loss)`` after every epoch.
     """
     store = Path(store)
@@ -165,6 +169,7 @@ def run_job(
         lca_every=lca_every,
         quadrature=quadrature,
         config={"job": dict(job.config)},
+        on_nonfinite=on_nonfinite,
     )
     start_epoch = 0
     with tracker:

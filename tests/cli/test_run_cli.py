@@ -288,3 +288,48 @@ def test_resume_refuses_settings_that_differ_from_the_checkpoint(synth, tmp_path
     Experiment(config, resume=True, progress=False).run()
     assert open_run(out).array("steps/step").tolist() == list(range(1, 9))
     assert open_run(out).epochs()["epoch"].tolist() == [0, 1]
+
+
+NAN_JOB = """
+import math
+import torch
+from torch import nn
+from lca_toolkit.job import Job
+
+
+def make_job(bad_batch: int = 3):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 1))
+    batches = []
+    for i in range(8):
+        x = torch.randn(4, 2)
+        if i == bad_batch:
+            x[0, 0] = math.nan
+        batches.append({"x": x, "y": torch.randn(4, 1)})
+    return Job(
+        model=model,
+        loss_fn=lambda m, b: ((m(b["x"]) - b["y"]) ** 2).squeeze(1),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_batches=batches,
+    )
+"""
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_job_on_nonfinite_stops_naming_the_step_or_skips_and_counts(tmp_path, policy):
+    (tmp_path / "nan_job.py").write_text(NAN_JOB)
+    out = tmp_path / f"{policy}.zarr"
+    code, text = lca_run(
+        "job", tmp_path / "nan_job.py:make_job", "--out", out, "--on-nonfinite", policy
+    )
+    run = open_run(out)
+    if policy == "stop":
+        assert code == 1 and "non-finite numbers at step 4" in text, text
+        assert "Traceback" not in text
+        assert run.status == "failed" and len(run.steps()) == 4
+    else:
+        assert code == 0, text
+        assert run.status == "finished" and run.attrs["nonfinite_skipped"] == 1
+        steps = run.steps()
+        assert len(steps) == 8 and steps["skipped"].tolist() == [i == 3 for i in range(8)]
+        assert np.isfinite(open_run(out).steps()["grad_norm_total"].to_numpy()[4:]).all()
