@@ -172,4 +172,33 @@ def table(s: RecipeSettings, name: str) -> Rendered:
         f"highest mean malignant test AUC: {best['name']} "
         f"({best['malignant_auc_mean']:.3f} over {int(best['runs'])} seeds)."
     ]
+    findings += _ranking_caveat(df)
     return Rendered([md, csv], findings, markdown=to_markdown(df, ("malignant",)))
+
+
+def _ranking_caveat(df: pd.DataFrame) -> list[str]:
+    """Whether the best row's lead over the runner-up exceeds the seed-to-seed noise.
+
+    The standard error of a difference of two means over n and m seeds,
+    sqrt(std_a^2 / n + std_b^2 / m), is the yardstick: with three seeds a lead smaller than
+    about two of them does not rank the rows.
+    """
+    if len(df) < 2:
+        return []
+    top = df.sort_values("malignant_auc_mean", ascending=False).iloc[:2]
+    a, b = top.iloc[0], top.iloc[1]
+    se = math.sqrt(
+        a["malignant_auc_std"] ** 2 / a["runs"] + b["malignant_auc_std"] ** 2 / b["runs"]
+    )
+    if not math.isfinite(se):
+        return []
+    gap = a["malignant_auc_mean"] - b["malignant_auc_mean"]
+    verdict = (
+        "less than two standard errors: these seeds do not rank the two"
+        if gap < 2 * se
+        else "more than two standard errors"
+    )
+    return [
+        f"runner-up: {b['name']} ({b['malignant_auc_mean']:.3f}); the lead of {gap:.3f} is "
+        f"{verdict} (standard error of the difference over seeds {se:.3f})."
+    ]
