@@ -448,37 +448,54 @@ class LcaEngine:
         with torch.no_grad():
             torch._foreach_sub_(direction, current)
             torch._foreach_neg_(direction)
-
-        # Right endpoint first: its gradient is kept for the next interval.
-        self._fill_node(node, current, None, 0.0)
-        end_sum, g_end = self._gradient_pass(node, consts)
-        passes += 1
-        loss_end = end_sum / n
         loss_start = self._loss_prev
         acc = self._g_prev  # reused in place as the weighted-gradient accumulator
-        with torch.no_grad():
-            if self.config.quadrature == "adaptive":
+        if self.config.quadrature == "adaptive":
+            # The stopping rule needs the right end first; its gradient is kept for the next one.
+            self._fill_node(node, current, None, 0.0)
+            end_sum, g_end = self._gradient_pass(node, consts)
+            passes += 1
+            loss_end = end_sum / n
+            with torch.no_grad():
                 passes += self._adaptive(
                     node, consts, current, direction, acc, g_end, loss_start, loss_end
                 )
-            else:
-                rule = self._rule
-                torch._foreach_mul_(acc, rule.weights[0] / n)
-                if rule.weights[-1]:
-                    torch._foreach_add_(acc, g_end, alpha=rule.weights[-1] / n)
+            scale = 1.0
+        else:
+            # acc = g(0) + sum_j (w_j / w_0) g(s_j): the common factor w_0 / |E| is applied to the
+            # per-tensor sums in _reduce, which saves a pass over the parameters.
+            rule = self._rule
+            w0 = rule.weights[0]
+            with torch.no_grad():
                 for s, w in zip(rule.nodes[1:-1], rule.weights[1:-1], strict=True):
                     self._fill_node(node, current, direction, 1.0 - s)
                     with torch.enable_grad():
                         _, g = self._gradient_pass(node, consts)
                     passes += 1
-                    torch._foreach_add_(acc, g, alpha=w / n)
+                    torch._foreach_add_(acc, g, alpha=w / w0)
                     del g
+            # Right end last: the node then holds theta_end and becomes the next snapshot (no
+            # copy), and no interior gradient is alive beside the endpoint's (one P less at peak).
+            self._fill_node(node, current, None, 0.0)
+            end_sum, g_end = self._gradient_pass(node, consts)
+            passes += 1
+            loss_end = end_sum / n
+            if rule.weights[-1]:
+                with torch.no_grad():
+                    torch._foreach_add_(acc, g_end, alpha=rule.weights[-1] / w0)
+            scale = w0 / n
+        with torch.no_grad():
             lca = acc
-            torch._foreach_mul_(lca, direction)  # LCA_i = D_i * integral
-            result = self._reduce(lca, loss_start, loss_end, end_step, passes)
+            torch._foreach_mul_(lca, direction)  # LCA_i = D_i * integral (times scale)
+            result = self._reduce(lca, loss_start, loss_end, end_step, passes, scale)
             if self._cumulative is not None:
-                torch._foreach_add_(self._cumulative, [t.to(torch.float64) for t in lca])
-            torch._foreach_copy_(direction, current)  # the snapshot buffer now holds theta_end
+                torch._foreach_add_(
+                    self._cumulative, [t.to(torch.float64) for t in lca], alpha=scale
+                )
+            if self.config.quadrature == "adaptive":
+                torch._foreach_copy_(direction, current)  # the snapshot buffer now holds theta_end
+            else:
+                self._snap = [t.detach() for t in node]
         del node, acc, lca
         self._g_prev = g_end
         self._loss_prev = loss_end
@@ -543,12 +560,21 @@ class LcaEngine:
         return passes
 
     def _reduce(
-        self, lca: list[Tensor], loss_start: Tensor, loss_end: Tensor, end_step: int, passes: int
+        self,
+        lca: list[Tensor],
+        loss_start: Tensor,
+        loss_end: Tensor,
+        end_step: int,
+        passes: int,
+        scale: float = 1.0,
     ) -> LcaResult:
-        """Per-group sums of LCA, |LCA| and sign counts, in float64 on the device."""
+        """Per-group sums of ``scale * lca``, of its absolute value and sign counts, in float64.
+
+        ``scale`` is a positive common factor not yet applied to ``lca``.
+        """
         n_groups = len(self.group_names)
-        sums = torch.stack([t.sum(dtype=torch.float64) for t in lca])
-        abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64))
+        sums = torch.stack([t.sum(dtype=torch.float64) for t in lca]) * scale
+        abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64)) * scale
         helped = torch.stack([(t < 0).sum() for t in lca])
         hurt = torch.stack([(t > 0).sum() for t in lca])
         gi = self._group_index
