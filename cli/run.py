@@ -126,6 +126,17 @@ def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--out") from None
 
 
+on_nonfinite_option = click.option(
+    "--on-nonfinite",
+    type=click.Choice(["stop", "skip"]),
+    default="stop",
+    show_default=True,
+    help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the step "
+    "(counted in the store).",
+)
+"""``--on-nonfinite``, shared by ``lca-run mammo``, ``sweep`` and ``job``."""
+
+
 def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``lca-run mammo`` and ``lca-run sweep``."""
     options = [
@@ -231,14 +242,7 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="BatchNorm in LCA passes: train mode on the fixed batches, or eval mode with the "
             "running statistics interpolated (their share goes to a bn_buffers group).",
         ),
-        click.option(
-            "--on-nonfinite",
-            type=click.Choice(["stop", "skip"]),
-            default="stop",
-            show_default=True,
-            help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips "
-            "the step (counted in the store).",
-        ),
+        on_nonfinite_option,
         click.option(
             "--dropout",
             nargs=2,
@@ -521,14 +525,7 @@ def mammo(
     metavar="KEY=VALUE",
     help="Keyword argument for the job function (repeatable).",
 )
-@click.option(
-    "--on-nonfinite",
-    type=click.Choice(["stop", "skip"]),
-    default="stop",
-    show_default=True,
-    help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the step "
-    "(counted in the store).",
-)
+@on_nonfinite_option
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @fail_cleanly
