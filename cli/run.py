@@ -188,8 +188,8 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--skip-bad-images",
             is_flag=True,
-            help="Decode every image first; leave out (and count) breasts whose images cannot "
-            "be decoded instead of stopping at the first one.",
+            help="Decode every image (and heatmap, with --heatmaps) first; leave out (and count) "
+            "breasts whose files cannot be decoded instead of stopping at the first one.",
         ),
         click.option(
             "--preset",

@@ -106,7 +106,7 @@ IMAGE_DROP_REASONS: dict[str, str] = {
     "unused_view": "view not used by the model",
     "duplicate_view": "a second image of the same view of a breast (the first in manifest order is used)",
     "incomplete_breast": "its breast lacks a view the model needs",
-    "unreadable": "the image file cannot be decoded (skipped: skip_bad_images)",
+    "unreadable": "the image file (or, with heatmaps, a heatmap) cannot be decoded (skipped: skip_bad_images)",
 }
 """Why an image of a valid manifest is not used (keys of ``ManifestSummary.images_dropped``)."""
 
@@ -781,6 +781,7 @@ def load_manifest(
     check_images: bool = False,
     max_listed: int = DEFAULT_MAX_LISTED,
     skip_bad_images: bool = False,
+    heatmaps: bool = False,
 ) -> Manifest:
     """Read, validate, split and pair a manifest in one call.
 
@@ -799,6 +800,8 @@ def load_manifest(
             cannot be decoded (their breasts then lack a view and are dropped), counted in the
             summary and listed in ``Manifest.skipped_images``, instead of failing mid-run.
             Missing files stay errors: they usually mean a wrong data root.
+        heatmaps: the run reads heatmaps, so ``skip_bad_images`` decodes them too and leaves
+            out the image rows whose heatmap cannot be read.
 
     Raises:
         ManifestError: every problem of the manifest, by row.
@@ -819,7 +822,7 @@ def load_manifest(
     )
     skipped: list[ManifestProblem] = []
     if skip_bad_images and data_root is not None:
-        skipped = find_unreadable_images(images, data_root, views)
+        skipped = find_unreadable_images(images, data_root, views, heatmaps=heatmaps)
         images = images.drop(index=[p.row for p in skipped])
     if "split" in images.columns and (images["split"] != "").all():
         split_origin = "from the manifest"
@@ -861,34 +864,59 @@ def load_manifest(
 
 
 def find_unreadable_images(
-    images: pd.DataFrame, data_root: PathLike, views: Sequence[str] = TWO_VIEWS
+    images: pd.DataFrame,
+    data_root: PathLike,
+    views: Sequence[str] = TWO_VIEWS,
+    *,
+    heatmaps: bool = False,
 ) -> list[ManifestProblem]:
-    """Decode every image of ``views`` once; one problem (row, reason) per file that fails.
+    """Decode every image of ``views`` once; one problem (row, reason) per row whose file fails.
 
     Args:
         images: validated image rows (index = data row), from :func:`validate_manifest`.
         data_root: directory the paths are relative to.
         views: only images of these views are read (others are never used).
+        heatmaps: also decode the row's two heatmaps (the first failure names the row).
 
     Returns:
         Problems in row order, each naming the file and why it cannot be read.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    columns = ("image_path", "heatmap_benign_path", "heatmap_malignant_path")
+    readers = {
+        "image_path": read_image,
+        "heatmap_benign_path": read_heatmap,
+        "heatmap_malignant_path": read_heatmap,
+    }
     rows = [r for r, v in zip(images.index, images["view"], strict=True) if v in views]
-    paths = [resolve(data_root, images.at[r, "image_path"]) for r in rows]
 
-    def problem(path: Path) -> str | None:
-        try:
-            read_image(path)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure makes the file unusable
-            return f"{path}: {getattr(exc, 'reason', exc)}"
+    def problem(row: int) -> tuple[str, str] | None:
+        for column in columns if heatmaps else columns[:1]:
+            value = str(images.at[row, column] or "") if column in images.columns else ""
+            if not value:
+                continue  # a missing heatmap path is the manifest check's business
+            path = resolve(data_root, value)
+            try:
+                readers[column](path)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure makes the file unusable
+                return column, f"{path}: {getattr(exc, 'reason', exc)}"
         return None
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        found = list(pool.map(problem, paths))
-    return [
-        ManifestProblem(int(r), f"unreadable image skipped: {reason}", "image_path")
-        for r, reason in zip(rows, found, strict=True)
-        if reason is not None
-    ]
+        found = list(pool.map(problem, rows))
+    problems = []
+    for row, hit in zip(rows, found, strict=True):
+        if hit is not None:
+            column, reason = hit
+            problems.append(
+                ManifestProblem(int(row), f"unreadable {_WHAT[column]} skipped: {reason}", column)
+            )
+    return problems
+
+
+_WHAT = {
+    "image_path": "image",
+    "heatmap_benign_path": "benign heatmap",
+    "heatmap_malignant_path": "malignant heatmap",
+}

@@ -89,9 +89,9 @@ class DataSource:
         data_root: directory the manifest's paths are relative to (default: the manifest's folder).
         synthetic_root: where the synthetic set is generated and cached.
         heatmaps: feed the benign/malignant heatmap channels (3 input channels).
-        skip_bad_images: decode every image before training and leave out the breasts whose
-            images cannot be decoded (counted, stored in the run's attrs) instead of stopping
-            at the first one mid-run.
+        skip_bad_images: decode every image (and, with ``heatmaps``, every heatmap) before
+            training and leave out the breasts whose files cannot be decoded (counted, stored in
+            the run's attrs) instead of stopping at the first one mid-run.
     """
 
     kind: str = "synthetic"

@@ -79,6 +79,7 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
         config.data.data_root,
         views=views,
         skip_bad_images=config.data.skip_bad_images,
+        heatmaps=config.data.heatmaps,
     )
 
 

@@ -182,3 +182,22 @@ def test_skip_bad_images_leaves_out_and_counts_only_broken_files(image_root, tmp
     rows[0]["image_path"] = "gone.png"  # a missing file stays an error: likely a wrong root
     with pytest.raises(ManifestError, match="row 1: image_path: file not found"):
         load_manifest(pd.DataFrame(rows), root, skip_bad_images=True)
+
+
+def test_skip_bad_images_also_decodes_heatmaps_when_the_run_reads_them(image_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(image_root, root)
+    rows = valid_rows()
+    for row in rows:
+        for kind in ("benign", "malignant"):
+            row[f"heatmap_{kind}_path"] = row["image_path"]  # any readable greyscale PNG
+    (root / "broken_heat.png").write_bytes(png_bytes(breast_image(0))[:60])
+    rows[5]["heatmap_malignant_path"] = "broken_heat.png"  # b2_MLO's malignant heatmap
+    kept = load_manifest(pd.DataFrame(rows), root, skip_bad_images=True)
+    assert kept.skipped_images == [] and len(kept.breasts) == N_BREASTS  # images only: not read
+    manifest = load_manifest(pd.DataFrame(rows), root, skip_bad_images=True, heatmaps=True)
+    [problem] = manifest.skipped_images
+    assert problem.row == 6 and problem.column == "heatmap_malignant_path"  # 1-based data row
+    assert "broken_heat.png" in str(problem) and "malignant heatmap" in str(problem)
+    assert "P2" not in set(manifest.breasts["patient_id"])
+    assert len(manifest.breasts) == N_BREASTS - 1
