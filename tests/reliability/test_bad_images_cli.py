@@ -64,7 +64,7 @@ def test_skip_bad_images_counts_stores_and_prints_the_skip(broken_set, tmp_path)
     code, text = lca_run(*base(manifest, out), "--skip-bad-images")
     assert code == 0, text
     assert "skipped 1 unreadable image(s), first: row " in text and str(bad) in text
-    assert "1 the image file cannot be decoded" in text  # the manifest summary
+    assert "1 the image file (or, with heatmaps, a heatmap) cannot be decoded" in text  # summary
     assert "note: 1 unreadable image(s) skipped (--skip-bad-images)" in text
     run = open_run(out)
     assert run.status == "finished"
