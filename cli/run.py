@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
-from lca_toolkit import LcaToolkitError, distributed
+from lca_toolkit import LcaToolkitError, StoreError, distributed
 from lca_toolkit.job import JobError, load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
-from lca_toolkit.store._writer import StoreError, check_writable
+from lca_toolkit.store import check_writable
 from mammo_models import VARIANTS, CheckpointError
 from mammo_models.data import MammoDataError
 from mammo_models.training import (

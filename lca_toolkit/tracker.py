@@ -424,6 +424,10 @@ class Tracker:
                 lr=np.asarray(self._row_lrs, dtype=np.float64),
             )
         )
+        self._clear_rows()
+
+    def _clear_rows(self) -> None:
+        """Forget the rows waiting for a transfer (after it, or when a checkpoint is loaded)."""
         self._row_steps, self._row_lrs, self._row_losses, self._row_flags = [], [], [], []
 
     def flush(self) -> None:
@@ -459,7 +463,7 @@ class Tracker:
             self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
         if self.engine is not None:
             self.engine.load_state_dict(state["engine"])
-        self._row_steps, self._row_lrs, self._row_losses, self._row_flags = [], [], [], []
+        self._clear_rows()
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
         last_epoch = -1 if self._last_epoch is None else self._last_epoch
         self.sink.truncate(last_step=self.step, last_epoch=last_epoch)

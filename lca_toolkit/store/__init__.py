@@ -19,7 +19,7 @@ Layout and names: see :mod:`lca_toolkit.store._schema`.
 from ._reader import Run, Runs, is_run_store, open_run, open_runs
 from ._records import LcaRecord, StepBlock
 from ._schema import SCHEMA_VERSION
-from ._writer import RunWriter
+from ._writer import RunWriter, check_writable, nearest_existing
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -28,7 +28,9 @@ __all__ = [
     "RunWriter",
     "Runs",
     "StepBlock",
+    "check_writable",
     "is_run_store",
+    "nearest_existing",
     "open_run",
     "open_runs",
 ]

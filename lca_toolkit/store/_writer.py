@@ -959,6 +959,15 @@ class RunWriter:
 
 
 # ========================================================================== helpers
+def nearest_existing(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when it is a folder, else its nearest existing ancestor (may be a file)."""
+    existing = Path(path)
+    existing = existing if existing.is_dir() else existing.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Fail early when files cannot be created at ``path`` (a store or checkpoint to be written).
 
@@ -970,9 +979,7 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         StoreError: naming the folder and the operating system's reason.
     """
     target = Path(path)
-    existing = target if target.is_dir() else target.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(target)
     if not existing.is_dir():
         raise StoreError(
             f"cannot write '{target}': '{existing}' is a file, not a writable directory"

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,7 +347,7 @@ def validate_manifest(
         for c in _PATH_COLUMNS:
             if c not in cols:
                 continue
-            reader = read_image if c == "image_path" else read_heatmap
+            reader = _decoder(c)
             for r, rel in zip(rows, cols[c], strict=True):
                 if not rel:
                     continue
@@ -883,22 +883,17 @@ def find_unreadable_images(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    columns = ("image_path", "heatmap_benign_path", "heatmap_malignant_path")
-    readers = {
-        "image_path": read_image,
-        "heatmap_benign_path": read_heatmap,
-        "heatmap_malignant_path": read_heatmap,
-    }
+    columns = _PATH_COLUMNS if heatmaps else _PATH_COLUMNS[:1]
     rows = [r for r, v in zip(images.index, images["view"], strict=True) if v in views]
 
     def problem(row: int) -> tuple[str, str] | None:
-        for column in columns if heatmaps else columns[:1]:
+        for column in columns:
             value = str(images.at[row, column] or "") if column in images.columns else ""
             if not value:
                 continue  # a missing heatmap path is the manifest check's business
             path = resolve(data_root, value)
             try:
-                readers[column](path)
+                _decoder(column)(path)
             except Exception as exc:  # noqa: BLE001 - any decoder failure makes the file unusable
                 return column, f"{path}: {getattr(exc, 'reason', exc)}"
         return None
@@ -913,6 +908,11 @@ def find_unreadable_images(
                 ManifestProblem(int(row), f"unreadable {_WHAT[column]} skipped: {reason}", column)
             )
     return problems
+
+
+def _decoder(column: str) -> Callable[[Path], np.ndarray]:
+    """The reader that decodes the files of a path column (an image or a heatmap)."""
+    return read_image if column == "image_path" else read_heatmap
 
 
 _WHAT = {

@@ -36,8 +36,8 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lca_toolkit import Tracker, distributed
-from lca_toolkit.store._writer import check_writable
+from lca_toolkit import Tracker, distributed, open_run
+from lca_toolkit.store import check_writable, nearest_existing
 
 from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
@@ -474,8 +474,6 @@ class Experiment:
             },
         )
         tracker.flush()
-        from lca_toolkit import open_run
-
         share, residual = lca_summary(open_run(tracker.sink.path))
         return RunResult(
             out=Path(c.out),
@@ -500,9 +498,7 @@ def check_room(directory: Path, model: torch.nn.Module) -> None:
     catches the hopeless cases before hours of training.
     """
     need = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
-    existing = Path(directory)
-    while not existing.exists():
-        existing = existing.parent
+    existing = nearest_existing(directory)
     free = shutil.disk_usage(existing).free
     if free < need:
         raise OSError(
