@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mammo_models.data import TESTBEDS
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes
 from mammo_models.training import TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
@@ -53,6 +54,13 @@ from mammo_models.training.sweep import parse_seeds
     show_default=True,
     help="Where the synthetic set is generated and cached.",
 )
+@click.option(
+    "--testbed",
+    type=click.Choice(list(TESTBEDS)),
+    default="cue-mlo",
+    show_default=True,
+    help="Planted cause of the synthetic data (the LCA figures also train the controls).",
+)
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of every table row.")
 @click.option(
     "--epochs", type=click.IntRange(min=1), help="Epochs per run [default: the preset's]."
@@ -73,6 +81,7 @@ def recipe(
     manifest: Path | None,
     data_root: Path | None,
     synthetic_root: Path,
+    testbed: str,
     seeds: str,
     epochs: int | None,
     jobs: int,
@@ -107,6 +116,7 @@ def recipe(
                 manifest=manifest,
                 data_root=data_root,
                 synthetic_root=synthetic_root,
+                testbed=testbed,
             ),
             device=device,
             seeds=parse_seeds(seeds),

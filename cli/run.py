@@ -20,7 +20,7 @@ from lca_toolkit.job import JobError, load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
 from lca_toolkit.store import check_writable
 from mammo_models import VARIANTS, CheckpointError
-from mammo_models.data import MammoDataError
+from mammo_models.data import TESTBEDS, MammoDataError
 from mammo_models.training import (
     REGULARIZERS,
     TRAIN_PRESETS,
@@ -137,6 +137,16 @@ on_nonfinite_option = click.option(
 """``--on-nonfinite``, shared by ``lca-run mammo``, ``sweep`` and ``job``."""
 
 
+testbed_option = click.option(
+    "--testbed",
+    type=click.Choice(list(TESTBEDS)),
+    default="cue-mlo",
+    show_default=True,
+    help="Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
+    "(cue-mlo) or CC (cue-cc), none (balanced), or an MLO view without lesions (mlo-blind).",
+)
+
+
 def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``lca-run mammo`` and ``lca-run sweep``."""
     options = [
@@ -180,6 +190,7 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Cache of the generated synthetic data.",
         ),
+        testbed_option,
         click.option(
             "--heatmaps",
             is_flag=True,
@@ -350,6 +361,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             synthetic_root=o["synthetic_root"],
             heatmaps=o["heatmaps"],
             skip_bad_images=o["skip_bad_images"],
+            testbed=o["testbed"],
         ),
         record=RecordConfig(
             lca=not o["no_lca"],

@@ -87,7 +87,7 @@ from .manifest import (
 )
 from .presets import PRESETS, DataPreset, get_preset
 from .sampler import BalancedEpochSampler
-from .synthetic import SyntheticConfig, generate_synthetic, load_synthetic
+from .synthetic import TESTBEDS, SyntheticConfig, generate_synthetic, load_synthetic, with_testbed
 
 __all__ = [
     "BREAST_KEY",
@@ -121,6 +121,7 @@ __all__ = [
     "ManifestSummary",
     "Pairing",
     "SyntheticConfig",
+    "TESTBEDS",
     "SyntheticDataError",
     "TTADataset",
     "Window",
@@ -134,6 +135,7 @@ __all__ = [
     "get_preset",
     "load_manifest",
     "load_synthetic",
+    "with_testbed",
     "make_loader",
     "mirror_to_left",
     "pair_breasts",

@@ -25,26 +25,31 @@ with probability ``prevalence_benign``. A finding sits at the same depth from th
 views, as a real lesion does, and its contrast in each view is multiplied by that view's
 conspicuity (``conspicuity_cc``, ``conspicuity_mlo``; 0 hides it in that view).
 
-The shortcut cue
-----------------
-In ONE view (``cue_view``) a small bright square (think of a skin marker) is drawn with a
-probability that depends on the label and the split: ``cue_rate_train = (P(cue | malignant),
-P(cue | not malignant))`` on training patients and ``cue_rate_eval`` on validation and test
-patients. The cue is trivial to detect, so a network picks it up within a few hundred steps, but it
-predicts malignancy much less well outside the training split.
+The planted cause (``--testbed``)
+---------------------------------
+Every testbed plants exactly one cause of view imbalance (:data:`TESTBEDS`):
 
-Why the defaults make one view dominate early
----------------------------------------------
-By default the cue is in the MLO view and strongly tied to malignancy in training (present in 90%
-of malignant and 5% of other training breasts, but 20% and 10% on validation and test), while MLO
-lesions have 0.6 of the contrast of CC lesions. So on the ``demo`` preset a uni-view MLO model
-fits the training set fast (its training AUC leads the CC model's in the first epochs) and then
-stalls on validation (AUC 0.5 to 0.65), while a uni-view CC model learns more slowly from the
-lesions and generalises much better (validation AUC around 0.9 after ten epochs). In a joint
-model the MLO column takes the larger share of the early loss reduction (LCA); the gradient norms
-of the two columns, which depend mostly on the architecture, differ less. This is the pattern the
-paper reports on real data (MLO trains faster and overfits earlier, CC generalises better), built
-in on purpose so that the toolkit's measurements have something to show.
+* ``cue-mlo`` (default): lesions equally conspicuous in both views (one lesion has the same
+  size in pixels and the same contrast in CC and MLO); in the MLO view only, a salient shortcut,
+  a sharp-edged bright square well inside the breast (so inside every crop window, never cut),
+  drawn in 90% of the training breasts with a finding (malignant or benign, so both losses can
+  use it) and 5% of those without, and at one rate (20%) whatever the label in validation and
+  test, where it therefore carries no information;
+* ``cue-cc``: the mirror image, the shortcut in CC;
+* ``balanced``: no shortcut;
+* ``mlo-blind``: the MLO image carries neither lesion nor shortcut.
+
+What is planted is measured, not asserted: ``synthetic.json`` holds a ``calibration`` block
+(:mod:`.calibration`) with the integrated signal of a lesion per view and of the shortcut (the
+shortcut carries at least 3x a lesion's at the ``small`` and ``demo`` scales), the training and
+held-out AUC of a linear probe that learns the shortcut from block-averaged pixels, and the AUC
+of the heatmaps alone. Whether a network's columns then divide the learning the way the cause
+predicts is what the recipes measure and report (``figures/README.md``); nothing here claims it.
+
+Heatmaps imitate a patch classifier, not the truth: a visible finding is marked with probability
+``heatmap_detect`` and a random confidence, the other kind's map responds weakly to it, and every
+map gets false-positive blobs, blur and noise, so that the heatmaps alone rank breasts with an
+AUC of about 0.8 and image + heatmap models do not saturate.
 
 Files
 -----
@@ -64,7 +69,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +77,19 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .calibration import CalibrationSamples, block_mean, summarize
 from .errors import SyntheticDataError
 from .manifest import DEFAULT_SPLIT_FRACTIONS, TWO_VIEWS, Manifest, assign_splits, load_manifest
 
 PathLike = str | os.PathLike[str]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the drawing code changes, so cached data sets are regenerated."""
 MANIFEST_NAME = "manifest.csv"
 META_NAME = "synthetic.json"
 
 # independent random streams per breast: changing one component never shifts another's draws
-_LABELS, _ANATOMY, _LESIONS, _CUE, _MARKER, _TEXTURE = range(6)
+_LABELS, _ANATOMY, _LESIONS, _CUE, _MARKER, _TEXTURE, _HEATMAP = range(7)
 _VIEW_ID = {"CC": 0, "MLO": 1}
 
 
@@ -101,16 +107,24 @@ class SyntheticConfig:
         prevalence_benign: probability that a breast has a benign finding (independent).
         conspicuity_cc: lesion contrast multiplier in CC (0 = invisible).
         conspicuity_mlo: lesion contrast multiplier in MLO.
-        lesion_size: lesion radius as a fraction of the image width.
+        lesion_size: lesion radius as a fraction of the CC image width (the same number of
+            pixels in both views, as one lesion has one physical size).
         cue_view: ``"CC"``, ``"MLO"`` or ``None`` (no cue).
         cue_strength: brightness added by the cue (images span about [0, 1]); 0 disables it.
-        cue_rate_train: (P(cue | malignant), P(cue | not malignant)) for training patients.
-        cue_rate_eval: the same for validation and test patients.
+        cue_size: side of the square cue as a fraction of the image width.
+        cue_rate_train: (P(cue | any finding), P(cue | no finding)) for training patients.
+        cue_rate_eval: the same for validation and test patients (equal rates: the cue then
+            carries no information outside the training split).
         split_fractions: train/val/test fractions of patients (seeded, patient-level). Every
             split gets at least one malignant and one finding-free breast (see ``_draw_labels``),
             so a malignant AUC is defined on each.
-        heatmaps: also write benign/malignant heatmaps (blurred, noisy lesion masks standing in
-            for the patch classifier's output), for 3-channel models.
+        heatmaps: also write benign/malignant heatmaps that imitate an imperfect patch
+            classifier (see ``_draw_heatmaps``), for 3-channel models.
+        heatmap_detect: probability that the imitated patch classifier marks a visible finding
+            in one view.
+        heatmap_false_positives: mean number of false-positive blobs per heatmap.
+        testbed: the name of the planted cause these knobs implement (``cue-mlo``, ``cue-cc``,
+            ``balanced``, ``mlo-blind``; see :mod:`.testbed`); recorded, not interpreted here.
         seed: the one seed of the data set.
     """
 
@@ -121,14 +135,18 @@ class SyntheticConfig:
     prevalence_malignant: float = 0.2
     prevalence_benign: float = 0.2
     conspicuity_cc: float = 1.0
-    conspicuity_mlo: float = 0.6
+    conspicuity_mlo: float = 1.0
     lesion_size: float = 0.07
     cue_view: str | None = "MLO"
-    cue_strength: float = 0.8
+    cue_strength: float = 0.5
+    cue_size: float = 0.24
     cue_rate_train: tuple[float, float] = (0.9, 0.05)
-    cue_rate_eval: tuple[float, float] = (0.2, 0.1)
+    cue_rate_eval: tuple[float, float] = (0.2, 0.2)
     split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS
     heatmaps: bool = False
+    heatmap_detect: float = 0.7
+    heatmap_false_positives: float = 0.8
+    testbed: str = "cue-mlo"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -148,9 +166,12 @@ class SyntheticConfig:
         for name in ("prevalence_malignant", "prevalence_benign"):
             if not 0 <= getattr(self, name) <= 1:
                 fail(name, "in [0, 1]")
-        for name in ("conspicuity_cc", "conspicuity_mlo", "cue_strength"):
+        for name in ("conspicuity_cc", "conspicuity_mlo", "cue_strength", "heatmap_false_positives"):
             if not getattr(self, name) >= 0:
                 fail(name, ">= 0")
+        for name in ("cue_size", "heatmap_detect"):
+            if not 0 <= getattr(self, name) <= 1:
+                fail(name, "in [0, 1]")
         if not 0 < self.lesion_size < 0.5:
             fail("lesion_size", "in (0, 0.5)")
         if self.cue_view not in (None, "CC", "MLO"):
@@ -158,11 +179,13 @@ class SyntheticConfig:
         for name in ("cue_rate_train", "cue_rate_eval"):
             rate = getattr(self, name)
             if len(rate) != 2 or not all(0 <= r <= 1 for r in rate):
-                fail(name, "(P(cue | malignant), P(cue | not malignant)), both in [0, 1]")
+                fail(name, "(P(cue | any finding), P(cue | no finding)), both in [0, 1]")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6:
             fail("split_fractions", "three fractions (train, val, test) summing to 1")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             fail("seed", "an integer >= 0")
+        if self.testbed not in TESTBEDS:
+            fail("testbed", f"one of {', '.join(TESTBEDS)}")
 
     @property
     def n_breasts(self) -> int:
@@ -179,6 +202,34 @@ class SyntheticConfig:
         """SHA-256 of the config and the generator version (hex)."""
         payload = {"generator_version": GENERATOR_VERSION, **self.to_dict()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+TESTBEDS: dict[str, dict[str, Any]] = {
+    "cue-mlo": {"cue_view": "MLO", "conspicuity_cc": 1.0, "conspicuity_mlo": 1.0},
+    "cue-cc": {"cue_view": "CC", "conspicuity_cc": 1.0, "conspicuity_mlo": 1.0},
+    "balanced": {"cue_view": None, "conspicuity_cc": 1.0, "conspicuity_mlo": 1.0},
+    "mlo-blind": {"cue_view": None, "conspicuity_cc": 1.0, "conspicuity_mlo": 0.0},
+}
+"""The planted causes of view imbalance, one per testbed (``--testbed``), as config changes:
+
+* ``cue-mlo`` (default): lesions equally conspicuous in both views; the shortcut cue in MLO;
+* ``cue-cc``: its mirror image, the cue in CC;
+* ``balanced``: no cue; the two views differ only in anatomy;
+* ``mlo-blind``: the MLO image carries neither lesion nor cue (a view that cannot help).
+"""
+
+
+def with_testbed(config: SyntheticConfig, name: str) -> SyntheticConfig:
+    """``config`` with the planted cause of testbed ``name`` (see :data:`TESTBEDS`).
+
+    Raises:
+        SyntheticDataError: unknown name (the message lists the known ones).
+    """
+    if name not in TESTBEDS:
+        raise SyntheticDataError(
+            f"--testbed {name!r} is unknown; expected one of {', '.join(TESTBEDS)}"
+        )
+    return replace(config, testbed=name, **TESTBEDS[name])
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +354,11 @@ def _draw_view(
     lesions: list[_Lesion],
     cue: tuple[float, float] | None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One image, canonical orientation: (H, W) float in [0, 1] and heatmaps per finding kind."""
+    """One image, canonical orientation: (H, W) float in [0, 1] and heatmaps per finding kind.
+
+    Every random draw comes from the breast's own streams, so drawing the same view without its
+    lesions or without its cue changes exactly those pixels (the calibration relies on it).
+    """
     H, W = config.image_size(view)
     geo = _breast_geometry(view, H, W, anatomy)
     inside, thickness = geo["inside"], geo["thickness"]
@@ -316,18 +371,13 @@ def _draw_view(
         y, x = geo["y"], geo["x"]
         edge = x / (anatomy["pect_w"] * W) + y / (anatomy["pect_h"] * H)
         image = image + inside * 0.22 / (1 + np.exp((edge - 1) / 0.03))
-    conspicuity = config.conspicuity_cc if view == "CC" else config.conspicuity_mlo
+    conspicuity = _conspicuity(config, view)
     contrast = {"malignant": 0.26, "benign": 0.2}
-    heat = {"benign": np.zeros((H, W)), "malignant": np.zeros((H, W))}
     for lesion in lesions:
-        core, profile = _lesion_masks(lesion, view, geo, W)
+        _, profile = _lesion_masks(lesion, view, geo, config.image_size_cc[1])
         image = image + inside * contrast[lesion.kind] * conspicuity * profile
-        heat[lesion.kind] = np.maximum(heat[lesion.kind], core * min(conspicuity, 1.0))
     if cue is not None and config.cue_strength > 0:
-        cy, cx = geo["place"](*cue)
-        half = max(1.0, 0.0175 * W)
-        box = (np.abs(geo["y"] - cy) <= half) & (np.abs(geo["x"] - cx) <= half)
-        image = image + config.cue_strength * box
+        image = image + config.cue_strength * _cue_box(config, geo, cue, W)
     marker = _rng(config, patient, side, _MARKER, _VIEW_ID[view])
     mh, mw = max(2, round(0.03 * H)), max(2, round(0.06 * W))
     top = round(0.04 * H) if marker.random() < 0.5 else H - round(0.04 * H) - mh
@@ -335,11 +385,65 @@ def _draw_view(
     if not inside[top : top + mh, left : left + mw].any():
         image[top : top + mh, left : left + mw] = 0.9
     image = image + tex.normal(0.0, 0.01, size=(H, W)) + 0.02
+    heat = {}
     if config.heatmaps:
-        for kind in heat:
-            blurred = ndimage.gaussian_filter(heat[kind], sigma=max(0.02 * W, 0.5))
-            heat[kind] = np.clip(blurred * 0.9 + tex.normal(0, 0.02, size=(H, W)) + 0.02, 0, 1)
+        heat_rng = _rng(config, patient, side, _HEATMAP, _VIEW_ID[view])
+        heat = _draw_heatmaps(config, view, geo, lesions, heat_rng)
     return np.clip(image, 0, 1), heat
+
+
+def _conspicuity(config: SyntheticConfig, view: str) -> float:
+    return config.conspicuity_cc if view == "CC" else config.conspicuity_mlo
+
+
+def _cue_box(
+    config: SyntheticConfig, geo: dict[str, Any], cue: tuple[float, float], W: int
+) -> np.ndarray:
+    """The shortcut: a sharp-edged square well inside the breast (so inside every crop window)."""
+    cy, cx = geo["place"](*cue)
+    half = max(1.0, config.cue_size * W / 2)
+    return ((np.abs(geo["y"] - cy) <= half) & (np.abs(geo["x"] - cx) <= half)).astype(np.float64)
+
+
+def _draw_heatmaps(
+    config: SyntheticConfig,
+    view: str,
+    geo: dict[str, Any],
+    lesions: list[_Lesion],
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Benign and malignant heatmaps of an imperfect patch classifier (not the truth).
+
+    A finding visible in the view is marked with probability ``heatmap_detect`` and a random
+    confidence; the other kind's map responds to it weakly (benign and malignant masses look
+    alike to a patch classifier); each map gets Poisson(``heatmap_false_positives``) blobs of
+    random confidence inside the breast, a blur and noise. The calibration records how well the
+    maps alone rank the breasts (about 0.8 AUC at the defaults).
+    """
+    H, W = geo["inside"].shape
+    y, x, inside = geo["y"], geo["x"], geo["inside"]
+    visible = _conspicuity(config, view) > 0
+    heat = {"benign": np.zeros((H, W)), "malignant": np.zeros((H, W))}
+    for lesion in lesions:
+        core, _ = _lesion_masks(lesion, view, geo, config.image_size_cc[1])
+        detected = rng.random() < config.heatmap_detect
+        confidence, crosstalk = rng.uniform(0.4, 1.0), rng.uniform(0.0, 0.5)
+        if not visible:
+            continue
+        other = "benign" if lesion.kind == "malignant" else "malignant"
+        if detected:
+            heat[lesion.kind] = np.maximum(heat[lesion.kind], confidence * core)
+        heat[other] = np.maximum(heat[other], crosstalk * confidence * core)
+    radius = max(config.lesion_size * config.image_size_cc[1], 1.0)
+    for kind in heat:
+        for _ in range(rng.poisson(config.heatmap_false_positives)):
+            depth, lateral = rng.uniform(0.15, 0.85), rng.uniform(-0.7, 0.7)
+            cy, cx = geo["place"](depth, lateral)
+            blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (0.8 * radius) ** 2))
+            heat[kind] = np.maximum(heat[kind], rng.uniform(0.2, 0.9) * blob * inside)
+        blurred = ndimage.gaussian_filter(heat[kind], sigma=max(0.02 * W, 0.5))
+        heat[kind] = np.clip(blurred + rng.normal(0, 0.02, size=(H, W)) + 0.02, 0, 1)
+    return heat
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +487,49 @@ def _draw_labels(
     return labels
 
 
+_SIGNAL_SAMPLES = 32
+"""Breasts with exactly one finding whose lesion and cue signals are measured."""
+
+
+def _draw_anatomy(a: np.random.Generator) -> dict[str, float]:
+    anatomy = {
+        "size": a.uniform(0.8, 1.0),
+        "shift": a.uniform(-0.06, 0.06),
+        "wobble": a.uniform(0.0, 0.05),
+        "phase": a.uniform(0, 2 * np.pi),
+        "density": a.uniform(0.0, 1.0),
+        "pect_w": a.uniform(0.25, 0.4),
+        "pect_h": a.uniform(0.35, 0.55),
+    }
+    anatomy["density_threshold"] = 1.2 - 1.6 * anatomy["density"]
+    return anatomy
+
+
+def _measure_signals(
+    config: SyntheticConfig,
+    samples: CalibrationSamples,
+    p: int,
+    side: int,
+    anatomy: dict[str, float],
+    lesions: list[_Lesion],
+    cue_at: tuple[float, float],
+) -> None:
+    """Integrated signal of the breast's one lesion in each view, and of a cue in the cue view.
+
+    Each is the sum over pixels of (final image with it) - (final image without it): clipping
+    and everything else included. The cue is drawn at the breast's cue position whether or not
+    the breast carries it, so every sampled breast contributes.
+    """
+    plain = replace(config, heatmaps=False)
+    for view in TWO_VIEWS:
+        bare, _ = _draw_view(plain, view, p, side, anatomy, [], None)
+        with_lesion, _ = _draw_view(plain, view, p, side, anatomy, lesions, None)
+        samples.lesion_signal[view].append(float((with_lesion - bare).sum()))
+        if view == config.cue_view and config.cue_strength > 0:
+            with_cue, _ = _draw_view(plain, view, p, side, anatomy, lesions, cue_at)
+            samples.cue_signal.append(float((with_cue - with_lesion).sum()))
+
+
 def _write_all(config: SyntheticConfig, root: Path) -> None:
     """Draw every image and write images, heatmaps and the manifest into ``root``."""
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -396,29 +543,27 @@ def _write_all(config: SyntheticConfig, root: Path) -> None:
     )
     labels = _draw_labels(config, [split_of[pid] for pid in ids])
     rows = []
+    samples = CalibrationSamples()
     for p, pid in enumerate(ids):
         split = split_of[pid]
         for side, laterality in enumerate(("L", "R")):
             malignant, benign = labels[(p, side)]
-            a = _rng(config, p, side, _ANATOMY)
-            anatomy = {
-                "size": a.uniform(0.8, 1.0),
-                "shift": a.uniform(-0.06, 0.06),
-                "wobble": a.uniform(0.0, 0.05),
-                "phase": a.uniform(0, 2 * np.pi),
-                "density": a.uniform(0.0, 1.0),
-                "pect_w": a.uniform(0.25, 0.4),
-                "pect_h": a.uniform(0.35, 0.55),
-            }
-            anatomy["density_threshold"] = 1.2 - 1.6 * anatomy["density"]
+            anatomy = _draw_anatomy(_rng(config, p, side, _ANATOMY))
             lesions = _draw_lesions(config, _rng(config, p, side, _LESIONS), malignant, benign)
             c = _rng(config, p, side, _CUE)
             rate = config.cue_rate_train if split == "train" else config.cue_rate_eval
-            has_cue = bool(c.random() < (rate[0] if malignant else rate[1]))
-            cue_at = (c.uniform(0.2, 0.7), c.uniform(-0.5, 0.5))
+            has_cue = bool(c.random() < (rate[0] if (malignant or benign) else rate[1]))
+            cue_at = (c.uniform(0.4, 0.65), c.uniform(-0.3, 0.3))
+            heat_score = 0.0
             for view in TWO_VIEWS:
                 cue = cue_at if (has_cue and view == config.cue_view) else None
                 image, heat = _draw_view(config, view, p, side, anatomy, lesions, cue)
+                if view == config.cue_view:
+                    samples.probe_features.append(block_mean(image))
+                    samples.probe_cue.append(cue is not None and config.cue_strength > 0)
+                    samples.probe_train.append(split == "train")
+                if config.heatmaps:
+                    heat_score = max(heat_score, float(heat["malignant"].max()))
                 stem = f"{pid}_{laterality}_{view}"
                 row = {
                     "dataset": "synthetic",
@@ -443,11 +588,17 @@ def _write_all(config: SyntheticConfig, root: Path) -> None:
                 row["cue"] = int(cue is not None and config.cue_strength > 0)
                 row["density"] = round(anatomy["density"], 4)
                 rows.append(row)
+            if config.heatmaps:
+                samples.heat_score.append(heat_score)
+                samples.malignant.append(malignant)
+            if len(lesions) == 1 and len(samples.lesion_signal["CC"]) < _SIGNAL_SAMPLES:
+                _measure_signals(config, samples, p, side, anatomy, lesions, cue_at)
     pd.DataFrame(rows).to_csv(root / MANIFEST_NAME, index=False)
     meta = {
         "generator_version": GENERATOR_VERSION,
         "hash": config.hash(),
         "config": config.to_dict(),
+        "calibration": summarize(samples, config.cue_view if config.cue_strength > 0 else None),
     }
     (root / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..data.synthetic import TESTBEDS
 from ..variants import VARIANTS
 
 REGULARIZERS: tuple[str, ...] = (
@@ -89,6 +90,8 @@ class DataSource:
         data_root: directory the manifest's paths are relative to (default: the manifest's folder).
         synthetic_root: where the synthetic set is generated and cached.
         heatmaps: feed the benign/malignant heatmap channels (3 input channels).
+        testbed: the planted cause of the synthetic set (``cue-mlo``, ``cue-cc``, ``balanced``,
+            ``mlo-blind``; see :data:`mammo_models.data.TESTBEDS`); ignored for a manifest.
         skip_bad_images: decode every image (and, with ``heatmaps``, every heatmap) before
             training and leave out the breasts whose files cannot be decoded (counted, stored in
             the run's attrs) instead of stopping at the first one mid-run.
@@ -100,6 +103,7 @@ class DataSource:
     synthetic_root: Path = Path("data/synthetic")
     heatmaps: bool = False
     skip_bad_images: bool = False
+    testbed: str = "cue-mlo"
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,10 @@ class ExperimentConfig:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.data.kind not in ("synthetic", "manifest"):
             raise ConfigError(f"--data must be synthetic or manifest, got {self.data.kind!r}")
+        if self.data.testbed not in TESTBEDS:
+            raise ConfigError(
+                f"--testbed {self.data.testbed!r} is unknown; expected one of {', '.join(TESTBEDS)}"
+            )
         if self.record.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(
                 f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"

@@ -21,6 +21,7 @@ from ..data import (
     load_manifest,
     load_synthetic,
     make_loader,
+    with_testbed,
 )
 from ..data.manifest import Manifest
 from .config import ExperimentConfig
@@ -64,7 +65,7 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
     """The synthetic set of the preset (generated once, cached) or the user's manifest."""
     views = VIEWS[config.variant]
     if config.data.kind == "synthetic":
-        synthetic = get_preset(config.preset).synthetic
+        synthetic = with_testbed(get_preset(config.preset).synthetic, config.data.testbed)
         if config.data.heatmaps:  # the same breasts, plus the two lesion heatmaps per image
             synthetic = replace(synthetic, heatmaps=True)
         root = Path(config.data.synthetic_root) / synthetic.hash()[:12]
