@@ -241,9 +241,24 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--quadrature",
             type=click.Choice(RULE_NAMES),
-            default="simpson",
+            default="adaptive",
             show_default=True,
-            help="LCA quadrature rule.",
+            help="LCA quadrature rule (adaptive: composite Simpson doubling its panels until the "
+            "residual is within --rel-tol of the loss change, at most --max-panels panels).",
+        ),
+        click.option(
+            "--rel-tol",
+            type=click.FloatRange(min=0),
+            default=RecordConfig.rel_tol,
+            show_default=True,
+            help="Adaptive rule: target |residual| / |loss change| per interval.",
+        ),
+        click.option(
+            "--max-panels",
+            type=click.Choice(["1", "2", "4", "8", "16", "32"]),
+            default=str(RecordConfig.max_panels),
+            show_default=True,
+            help="Adaptive rule: most Simpson panels per interval (2 x panels gradient passes).",
         ),
         click.option(
             "--bn-policy",
@@ -368,6 +383,8 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             lca_every=o["lca_every"],
             lca_subset=o["lca_subset"],
             quadrature=o["quadrature"],
+            rel_tol=o["rel_tol"],
+            max_panels=int(o["max_panels"]),
             bn_policy=o["bn_policy"],
             on_nonfinite=o["on_nonfinite"],
         ),

@@ -33,7 +33,7 @@ def _lca(i: int) -> Callable[[RecipeSettings], list[RunSpec]]:
 
 
 def _lca_figure(i: int, stem: str) -> Callable[[RecipeSettings], render.Rendered]:
-    return lambda s: render.grad_norm_and_lca(s, s.lca_lrs[i], stem)
+    return lambda s: render.grad_norm_and_lca(s, s.lca_lrs[i], stem, controls=i == 0)
 
 
 def _table_runs(name: str) -> Callable[[RecipeSettings], list[RunSpec]]:
@@ -58,7 +58,7 @@ RECIPES: dict[str, Recipe] = {
             "Figure 4: gradient norm and LCA of the CC and MLO columns of the Joint ResNet",
             "the MLO column has the larger gradient norm for most of training and contributes "
             "over 50% of the loss reduction in the first 5 epochs.",
-            _lca(0),
+            plans.fig4_runs,
             _lca_figure(0, "fig4_grad_norm_lca"),
         ),
         Recipe(

@@ -3,7 +3,8 @@
 Run names (store paths under ``settings.root``):
 
 * ``fig3/uni_cc/lrNN_seed0``, ``fig3/uni_mlo/lrNN_seed0``: the uni-view learning-rate sweeps;
-* ``lca/joint_lr<lr>``: Joint ResNet runs with LCA (Figures 4-7);
+* ``lca/<testbed>/joint_lr<lr>_seed<s>``: Joint ResNet runs with LCA (Figures 4-7), on the
+  main testbed and, for Figure 4, on the control testbeds;
 * ``fig8/split_lrNN_seed0``: the Split Learning Rates sweep (Figure 8);
 * ``tables/heatmaps/<row>_seed<s>``: Tables 1 and 2 (image + heatmap inputs, as in the paper);
 * ``tables/images/<row>_seed<s>``: Table 3 (image only).
@@ -85,15 +86,38 @@ def fig3_runs(s: RecipeSettings) -> list[RunSpec]:
     return runs
 
 
-def lca_run_name(lr: float) -> str:
-    return f"lca/joint_lr{lr:.0e}"
+def lca_run_name(lr: float, seed: int, testbed: str) -> str:
+    return f"lca/{testbed}/joint_lr{lr:.0e}_seed{seed}"
 
 
-def lca_runs(s: RecipeSettings, lr: float) -> list[RunSpec]:
-    """One Joint ResNet run with LCA recorded (the preset's k and subset, train-mode BN)."""
-    name = lca_run_name(lr)
-    cfg = s.config(name, variant="joint", lr=lr, record=RecordConfig(lca=True))
-    return [RunSpec(name, _fixed(cfg), cost=COST["lca"])]
+def lca_runs(s: RecipeSettings, lr: float, testbed: str | None = None) -> list[RunSpec]:
+    """Joint ResNet runs with LCA recorded, one per seed (the preset's k and subset, train-mode
+    BN), trained for ``s.lca_epochs`` epochs on ``testbed`` (default: the main one)."""
+    testbed = testbed or s.testbed
+    data = s.data if testbed == "manifest" else replace(s.data, testbed=testbed)
+    epochs = s.lca_epochs or s.epochs
+    runs = []
+    for seed in s.lca_seeds:
+        name = lca_run_name(lr, seed, testbed)
+        cfg = s.config(
+            name,
+            variant="joint",
+            lr=lr,
+            seed=seed,
+            epochs=epochs,
+            data=data,
+            record=RecordConfig(lca=True),
+        )
+        runs.append(RunSpec(name, _fixed(cfg), cost=COST["lca"]))
+    return runs
+
+
+def fig4_runs(s: RecipeSettings) -> list[RunSpec]:
+    """Figure 4's LCA runs on the main testbed and on each control."""
+    runs = lca_runs(s, s.lca_lrs[0])
+    for control in s.control_testbeds:
+        runs += lca_runs(s, s.lca_lrs[0], control)
+    return runs
 
 
 def fig8_runs(s: RecipeSettings) -> list[RunSpec]:

@@ -29,8 +29,9 @@ from lca_toolkit.plots import (
 from lca_toolkit.plots.tables import write_auc_table
 
 from ..training.experiment import lca_summary
-from . import plans
+from . import plans, verdicts
 from .settings import RecipeSettings
+from .verdicts import Verdict
 
 VIEW_GROUPS = ["cc", "mlo"]
 
@@ -42,6 +43,7 @@ class Rendered:
     files: list[Path] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     markdown: str = ""
+    verdicts: list[Verdict] = field(default_factory=list)
 
 
 def _stores(s: RecipeSettings, names: list[str]) -> list[Path]:
@@ -63,55 +65,99 @@ def fig3(s: RecipeSettings) -> Rendered:
     )
     out = save_figure(fig, s.figures_dir / "fig3_learning_curves.png")
     findings = []
+    by_view = {}
     for view, label in (("uni_cc", "CC"), ("uni_mlo", "MLO")):
         members = [r for r in runs if r.config["experiment"]["variant"] == view]
+        by_view[view] = members
         epochs = [r.epochs() for r in members]
         best_epoch = np.mean(
             [e["epoch"].iloc[int(e["val_auc"].fillna(-1).argmax())] for e in epochs]
         )
         best_val = np.mean([e["val_auc"].max() for e in epochs])
         first_train = np.mean([e["train_auc"].iloc[0] for e in epochs])
-        tests = [r.attrs["results"]["test_auc"] for r in members]
+        chosen = max(members, key=lambda r: _finite(r.attrs["results"].get("best_val_auc")))
         findings.append(
             f"{label} models: train AUC after the first epoch {first_train:.3f} (mean), best "
             f"validation AUC {best_val:.3f} (mean) at epoch {best_epoch:.1f} (mean; epochs "
-            f"counted from 0 as on the x axis); the best {label} model's test AUC "
-            f"{np.nanmax(tests):.3f}."
+            f"counted from 0 as on the x axis); the model with the best validation AUC "
+            f"(lr {chosen.config['experiment']['lr']:.1e}) has test AUC "
+            f"{chosen.attrs['results']['test_auc']:.3f}."
         )
-    return Rendered([out], findings)
+    parts = verdicts.f3(by_view["uni_cc"], by_view["uni_mlo"], f"uni-view, {s.testbed}")
+    findings += [p.line() for p in parts]
+    findings.append(f"F3 as a whole (lower and earlier): **{verdicts.combine(parts)}**.")
+    return Rendered([out], findings, verdicts=parts)
+
+
+def _finite(x: object) -> float:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else -math.inf
 
 
 # -------------------------------------------------------------------------------- Figures 4-7
-def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str) -> Rendered:
-    """Panel (a): gradient norm of the CC and MLO columns; (b): their cumulative LCA."""
-    store = s.root / f"{plans.lca_run_name(lr)}.zarr"
-    run = open_run(store)
+def _lca_stores(s: RecipeSettings, lr: float, testbed: str | None = None) -> list[Path]:
+    return _stores(s, [r.name for r in plans.lca_runs(s, lr, testbed)])
+
+
+def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str, controls: bool = False) -> Rendered:
+    """Panel (a): gradient norm of the CC and MLO columns; (b): their cumulative LCA; both as
+    mean ± std over the seeds. With ``controls``, a second figure shows the cumulative LCA on
+    each control testbed, and the verdicts cover them too."""
+    runs = open_runs(_lca_stores(s, lr))
     fig = Figure(figsize=(13.0, 4.4), layout="constrained")
     a, b = fig.subplots(1, 2)
     plot_grad_norm(
-        run, groups=VIEW_GROUPS, smooth_window=20, ax=a, title="(a) gradient norm per column"
+        runs, groups=VIEW_GROUPS, smooth_window=20, ax=a, title="(a) gradient norm per column"
     )
-    plot_cumulative_lca(run, groups=VIEW_GROUPS, ax=b, title="(b) cumulative LCA per column")
-    fig.suptitle(f"Joint ResNet, learning rate {lr:g}")
-    out = save_figure(fig, s.figures_dir / f"{stem}.png")
-    steps = run.steps()
-    cc, mlo = steps["grad_norm/cc"], steps["grad_norm/mlo"]
-    share, _ = lca_summary(run)
-    findings = [
-        f"gradient norm: MLO column above the CC column in {_pct(float((mlo > cc).mean()))} of "
-        f"{len(steps)} steps (median ratio MLO/CC {float((mlo / cc).median()):.2f}).",
-        "share of the summed LCA over "
-        f"{len(run.lca())} intervals: "
-        + ", ".join(f"{g} {_pct(v)}" for g, v in share.items())
-        + " (each group's LCA divided by the sum over groups; LCA < 0 lowers the loss).",
+    plot_cumulative_lca(runs, groups=VIEW_GROUPS, ax=b, title="(b) cumulative LCA per column")
+    fig.suptitle(
+        f"Joint ResNet, learning rate {lr:g}, testbed {s.testbed}: mean ± std over "
+        f"{len(runs)} seeds"
+    )
+    files = [save_figure(fig, s.figures_dir / f"{stem}.png")]
+    where = f"{s.testbed}, lr {lr:g}"
+    found = [verdicts.f1(runs, where), verdicts.f2(runs, where)]
+    findings = _lca_numbers(runs)
+    if controls and s.control_testbeds:
+        fig = Figure(figsize=(6.5 * len(s.control_testbeds), 4.4), layout="constrained")
+        for ax, testbed in zip(
+            fig.subplots(1, len(s.control_testbeds), squeeze=False)[0],
+            s.control_testbeds,
+            strict=True,
+        ):
+            control = open_runs(_lca_stores(s, lr, testbed))
+            plot_cumulative_lca(control, groups=VIEW_GROUPS, ax=ax, title=f"testbed {testbed}")
+            where = f"{testbed} (control), lr {lr:g}"
+            found += [verdicts.f1(control, where), verdicts.f2(control, where)]
+        fig.suptitle(f"Controls: cumulative LCA per column, learning rate {lr:g}")
+        files.append(save_figure(fig, s.figures_dir / f"{stem}_controls.png"))
+    findings += [v.line() for v in found]
+    return Rendered(files, findings, verdicts=found)
+
+
+def _lca_numbers(runs) -> list[str]:
+    """Per-seed numbers behind the verdicts of one setting."""
+    shares = [lca_summary(r)[0] for r in runs]
+    fractions = [verdicts.grad_norm_fraction(r) for r in runs]
+    ratios = [
+        float((r.steps()["grad_norm/mlo"] / r.steps()["grad_norm/cc"]).median()) for r in runs
     ]
-    return Rendered([out], findings)
+    lines = [
+        "gradient norm: MLO column above the CC column in "
+        + ", ".join(_pct(f) for f in fractions)
+        + f" of the steps (seeds {', '.join(str(r.config['experiment']['seed']) for r in runs)}; "
+        "median ratio MLO/CC " + ", ".join(f"{x:.2f}" for x in ratios) + ").",
+        "share of the summed LCA (each group's LCA over the sum over groups; LCA < 0 lowers the "
+        "loss), per seed: "
+        + "; ".join(", ".join(f"{g} {_pct(v)}" for g, v in sh.items()) for sh in shares)
+        + ".",
+    ]
+    return lines
 
 
 def fig5(s: RecipeSettings) -> Rendered:
-    """Actual loss change vs summed LCA per interval, and the residual."""
+    """Actual loss change vs summed LCA per interval, and the residual (seed 0 of Figure 4)."""
     lr = s.lca_lrs[0]
-    run = open_run(s.root / f"{plans.lca_run_name(lr)}.zarr")
+    run = open_run(_lca_stores(s, lr)[0])
     fig = plot_residual(run, title=f"LCA residual, Joint ResNet, learning rate {lr:g}")
     out = save_figure(fig, s.figures_dir / "fig5_lca_residual.png")
     lca = run.lca()
@@ -119,10 +165,18 @@ def fig5(s: RecipeSettings) -> Rendered:
     change = lca["loss_change"].abs()
     whole = lca["residual"].abs().sum() / change.sum() if change.sum() else math.nan
     quad = run.config.get("tracker", {}).get("lca", {}) or {}
+    rule = quad.get("quadrature")
+    if rule == "adaptive":
+        rule = (
+            f"adaptive rule (rel_tol {quad.get('rel_tol'):g}, at most {quad.get('max_panels')} "
+            f"panels; {lca['passes'].mean():.1f} gradient passes per interval on average)"
+        )
+    else:
+        rule = f"{rule} rule"
     findings = [
-        f"{len(lca)} intervals of k = {quad.get('every')} steps, {quad.get('quadrature')} rule: "
-        f"median |residual| / |loss change| {_pct(float(rel), 1)}, "
-        f"sum |residual| / sum |loss change| {_pct(float(whole), 1)}."
+        f"{len(lca)} intervals of k = {quad.get('every')} steps, {rule}: "
+        f"median |residual| / |loss change| {_pct(float(rel), 2)}, "
+        f"sum |residual| / sum |loss change| {_pct(float(whole), 2)}."
     ]
     return Rendered([out], findings)
 
@@ -167,13 +221,37 @@ def table(s: RecipeSettings, name: str) -> Rendered:
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     md, csv = write_auc_table(df, s.figures_dir / f"{name}_test_auc", title=title)
+    found = _f4(s, name, folder, rows)
     best = df.loc[df["malignant_auc_mean"].idxmax()]
     findings = [
         f"highest mean malignant test AUC: {best['name']} "
         f"({best['malignant_auc_mean']:.3f} over {int(best['runs'])} seeds)."
     ]
     findings += _ranking_caveat(df)
-    return Rendered([md, csv], findings, markdown=to_markdown(df, ("malignant",)))
+    findings += [v.line() for v in found]
+    return Rendered([md, csv], findings, markdown=to_markdown(df, ("malignant",)), verdicts=found)
+
+
+F4_ROWS = {"shared": "the Shared ResNet", "modality_dropout": "Modality Dropout"}
+
+
+def _f4(s: RecipeSettings, name: str, folder: str, rows) -> list[Verdict]:
+    """F4 for every row of this table that the paper says beats the Joint ResNet."""
+    settings = [r for r, _ in rows]
+    if "joint" not in settings:
+        return []
+    records = []
+    for row in ["joint", *[r for r in F4_ROWS if r in settings]]:
+        for seed in s.seeds:
+            run = open_run(s.root / f"{plans.table_run_name(folder, row, seed)}.zarr")
+            auc = run.attrs.get("results", {}).get("test_auc", math.nan)
+            records.append({"setting": row, "seed": seed, "test_auc": auc})
+    table = pd.DataFrame(records)
+    return [
+        verdicts.f4(table, row, label, f"{name.replace('table', 'Table ')}, {s.testbed}")
+        for row, label in F4_ROWS.items()
+        if row in settings
+    ]
 
 
 def _ranking_caveat(df: pd.DataFrame) -> list[str]:

@@ -279,6 +279,8 @@ class Experiment:
             eval_batches=eval_batches,
             lca_every=(record.lca_every or tp.lca_every) if record.lca else None,
             quadrature=record.quadrature,
+            rel_tol=record.rel_tol,
+            max_panels=record.max_panels,
             bn_policy=record.bn_policy,
             config={"experiment": experiment_attrs},
             on_nonfinite=record.on_nonfinite,

@@ -31,6 +31,7 @@ def made(tmp_path_factory):
         data=DataSource(synthetic_root=root / "synthetic"),
         device="cpu",
         seeds=(0,),
+        lca_seeds=(0,),
         epochs=1,
         n_lr=1,
         n_split_lr=2,

@@ -1,0 +1,105 @@
+"""Known answers on the testbed: the LCA share follows the planted cause from one view to the other.
+
+A small two-column CNN (one column per view, features summed, the paper's two-BCE loss) is trained
+on the `small` preset's testbed data with the generic Tracker recording LCA. The ResNet-22 runs
+behind the recipes' verdicts take minutes each; this model takes seconds, and it asks the same
+question of the measurement: does the view that carries the planted cause get the larger share?
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lca_toolkit import Tracker
+from mammo_models.losses import per_sample_loss
+from mammo_models.training import DataSource, ExperimentConfig
+from mammo_models.training.data_setup import build_run_data
+
+STEPS, BATCH, EVERY, E_SIZE = 90, 16, 9, 48
+
+
+class _Column(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU()
+        )
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.net(x).amax(dim=(2, 3)))  # max pooling: a small mark is not diluted
+
+
+class _TwoView(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cc, self.mlo, self.head = _Column(), _Column(), nn.Linear(16, 2)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(torch.relu(self.cc(batch["cc"]) + self.mlo(batch["mlo"])))}
+
+
+def _stack(dataset, indices) -> dict[str, torch.Tensor]:
+    items = [dataset[i] for i in indices]
+    return {k: torch.stack([it[k] for it in items]) for k in ("cc", "mlo", "malignant", "benign")}
+
+
+def _shares(testbed: str, root: Path, lca_set: str) -> dict[str, float]:
+    config = ExperimentConfig(
+        out=root / "unused.zarr",
+        preset="small",
+        data=DataSource(synthetic_root=root / "synthetic", testbed=testbed),
+    )
+    data = build_run_data(config)
+    train = _stack(data.train_eval, range(len(data.train_eval)))
+    held = data.val if lca_set == "val" else data.train_eval
+    gen = torch.Generator().manual_seed(0)
+    pick = torch.randperm(len(held), generator=gen)[:E_SIZE].tolist()
+    e = _stack(held, pick)
+    eval_batches = [{k: v[i : i + BATCH] for k, v in e.items()} for i in range(0, E_SIZE, BATCH)]
+    torch.manual_seed(0)
+    model = _TwoView()
+    with torch.no_grad():  # start at the training prior, so no column earns credit for learning it
+        prior = torch.stack([train["malignant"], train["benign"]], 1).float().mean(0)
+        model.head.bias.copy_(torch.log(prior / (1 - prior)))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = lambda m, b: per_sample_loss(m(b), b)  # noqa: E731
+    groups = {"cc": "cc.", "mlo": "mlo.", "head": "head."}
+    with Tracker(
+        model,
+        groups,
+        optimizer=opt,
+        loss_fn=loss_fn,
+        eval_batches=eval_batches,
+        lca_every=EVERY,
+        quadrature="adaptive",
+        rel_tol=0.01,
+    ) as tracker:
+        n = len(train["cc"])
+        for _ in range(STEPS):
+            idx = torch.randint(n, (BATCH,), generator=gen)
+            batch = {k: v[idx] for k, v in train.items()}
+            opt.zero_grad()
+            loss = loss_fn(model, batch).mean()
+            loss.backward()
+            tracker.after_backward(loss)
+            opt.step()
+            tracker.after_step()
+    totals = {g: 0.0 for g in groups}
+    for r in tracker.sink.lca:
+        for g, v in zip(tracker.group_names, r.by_group, strict=True):
+            totals[g] += float(v)
+    whole = sum(totals.values())
+    assert whole < 0, "the loss on E must fall for shares to mean anything"
+    return {g: v / whole for g, v in totals.items()}
+
+
+@pytest.mark.parametrize("testbed, leader", [("cue-mlo", "mlo"), ("cue-cc", "cc")])
+def test_the_view_with_the_shortcut_gets_the_larger_lca_share(tmp_path_factory, testbed, leader):
+    shares = _shares(testbed, tmp_path_factory.mktemp(testbed), "fixed-train")
+    other = "cc" if leader == "mlo" else "mlo"
+    assert shares[leader] > shares[other], shares

@@ -1,0 +1,56 @@
+"""The verdict rule: reproduced, not reproduced or inconclusive, from numbers alone."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mammo_models.recipes.verdicts import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Verdict,
+    combine,
+    f4,
+)
+
+
+def _v(values, threshold=0.5, error=0.0) -> Verdict:
+    return Verdict("F2", "here", "share", tuple(values), threshold, quadrature_error=error)
+
+
+def test_mean_beyond_two_standard_errors_decides():
+    assert _v([0.60, 0.62, 0.64]).verdict == REPRODUCED
+    assert _v([0.40, 0.38, 0.36]).verdict == NOT_REPRODUCED
+    assert _v([0.45, 0.55, 0.65]).verdict == INCONCLUSIVE  # mean 0.55, se 0.058: within 2 se
+    v = _v([0.60, 0.62, 0.64])
+    assert v.mean == pytest.approx(0.62)
+    assert v.se == pytest.approx(0.02 / math.sqrt(3))
+    assert v.margin == pytest.approx(2 * 0.02 / math.sqrt(3))
+
+
+def test_quadrature_error_widens_the_margin_and_few_runs_never_decide():
+    assert _v([0.60, 0.62, 0.64], error=0.15).verdict == INCONCLUSIVE
+    assert _v([0.60, 0.62, 0.64], error=0.05).verdict == REPRODUCED
+    assert _v([0.9, 0.9]).verdict == INCONCLUSIVE  # fewer than 3 runs
+    # identical runs give a margin of 0: any gap decides, but none at the threshold itself
+    assert _v([0.5, 0.5, 0.5]).verdict == INCONCLUSIVE
+
+
+def test_parts_combine_and_f4_pairs_by_seed():
+    yes, no, maybe = _v([0.6, 0.62, 0.64]), _v([0.4, 0.38, 0.36]), _v([0.45, 0.55, 0.65])
+    assert combine([yes, yes]) == REPRODUCED
+    assert combine([yes, maybe]) == INCONCLUSIVE
+    assert combine([yes, no]) == NOT_REPRODUCED
+    table = pd.DataFrame(
+        {
+            "setting": ["joint"] * 3 + ["shared"] * 3,
+            "seed": [0, 1, 2, 2, 1, 0],
+            "test_auc": [0.70, 0.80, 0.90, 0.93, 0.82, 0.71],
+        }
+    )
+    v = f4(table, "shared", "the Shared ResNet", "Table 1")
+    assert v.values == pytest.approx((0.01, 0.02, 0.03))
+    assert v.verdict == REPRODUCED
