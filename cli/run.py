@@ -22,6 +22,7 @@ from lca_toolkit.store import check_writable
 from mammo_models import VARIANTS, CheckpointError
 from mammo_models.data import TESTBEDS, MammoDataError
 from mammo_models.training import (
+    LCA_SETS,
     REGULARIZERS,
     TRAIN_PRESETS,
     ConfigError,
@@ -235,7 +236,15 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--lca-subset",
             type=click.IntRange(min=2),
-            help="Breasts in the fixed LCA subset [default: the preset's].",
+            help="Breasts in the LCA subset E, at most [default: the preset's].",
+        ),
+        click.option(
+            "--lca-set",
+            type=click.Choice(LCA_SETS),
+            default="fixed-train",
+            show_default=True,
+            help="Breasts of E: a fixed-train subset drawn once, the current epoch's (E changes at "
+            "each epoch; intervals end there), or a fixed val subset (loss on held-out data).",
         ),
         click.option("--no-lca", is_flag=True, help="Record gradient norms only."),
         click.option(
@@ -382,6 +391,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             lca=not o["no_lca"],
             lca_every=o["lca_every"],
             lca_subset=o["lca_subset"],
+            lca_set=o["lca_set"],
             quadrature=o["quadrature"],
             rel_tol=o["rel_tol"],
             max_panels=int(o["max_panels"]),

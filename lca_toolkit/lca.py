@@ -274,6 +274,24 @@ class LcaEngine:
         """Names of the interpolated BN running statistics (the ``bn_buffers`` group)."""
         return [e.name for e in self._entries if not e.is_param]
 
+    def reset_eval(self, eval_batches: Iterable[Any]) -> None:
+        """Evaluate the intervals from now on on a new subset E.
+
+        The snapshot stays; its loss and gradient on the old E (and |E|) are forgotten, so the
+        next :meth:`measure` evaluates its left end on the new E: one extra gradient pass. The
+        caller closes any open interval first, or it would be allocated on an E that did not
+        exist at its start.
+        """
+        if isinstance(eval_batches, Iterator):
+            raise LcaError(
+                "eval_batches is a one-shot iterator; pass a re-iterable collection (a list of "
+                "batches or a DataLoader without shuffling) so every pass sees the same subset"
+            )
+        self.eval_batches = eval_batches
+        self._g_prev = None
+        self._loss_prev = None
+        self._n_eval = None
+
     # ----------------------------------------------------------------------------- tensors
     def _current(self) -> list[Tensor]:
         """The model's live tensors for every entry (no copies)."""

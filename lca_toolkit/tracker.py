@@ -14,7 +14,9 @@ Five lines::
 Step numbering: ``step`` counts optimizer steps; the row with ``step = t`` describes the t-th
 optimizer step (1-based), and the LCA interval ``(start_step, end_step]`` covers the rows with
 ``start_step < step <= end_step``: it allocates ``L_E(after end_step steps) - L_E(after start_step
-steps)``.
+steps)``. Intervals are k steps long, counted from the start of the current one; an interval
+closed early by :meth:`Tracker.set_eval_batches` (a new evaluation subset E) is shorter, and the
+next ones count k steps from its end.
 
 Where the gradient norms come from: with ``optimizer=`` given (recommended) the Tracker reads the
 gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradient accumulation is
@@ -87,7 +89,8 @@ class Tracker:
         loss_fn: ``loss_fn(model, batch)`` -> 1-D tensor of per-sample losses (``reduction='none'``).
             Needed for LCA.
         eval_batches: the fixed evaluation subset E as a re-iterable collection of batches (same
-            order every time, no augmentation). Needed for LCA.
+            order every time, no augmentation). Needed for LCA. :meth:`set_eval_batches` changes
+            it between intervals (e.g. the samples of each epoch).
         lca_every: k; ``None`` turns LCA off.
         quadrature: ``simpson`` (default) | ``trapezoid`` | ``lobatto4`` | ``adaptive`` | ``first_order``.
         rel_tol, abs_tol, max_panels: stopping rule of the adaptive rule.
@@ -329,12 +332,41 @@ class Tracker:
             self._write_norms()
 
     def after_step(self) -> LcaResult | None:
-        """Call once after every optimizer step. Returns the LCA result when an interval ended."""
+        """Call once after every optimizer step. Returns the LCA result when an interval ended.
+
+        An interval ends k steps after it started (``step % k == 0`` as long as no interval was
+        closed early by :meth:`set_eval_batches`).
+        """
         self._check_open()
         self._append_row()
-        if self.engine is not None and self.step % self.engine.config.every == 0:
+        engine = self.engine
+        if engine is not None and self.step - engine.start_step >= engine.config.every:
             return self.measure_lca()
         return None
+
+    def set_eval_batches(self, eval_batches: Iterable[Any]) -> LcaResult | None:
+        """Switch the evaluation subset E, e.g. to the samples of a new epoch.
+
+        An LCA interval never spans two E's, or its loss change would mix two different losses.
+        An interval with steps in it is closed now on the old E (a shorter interval ending at
+        this step) and its result returned; the next interval starts here, its left end
+        evaluated on the new E (one extra gradient pass), and later intervals count k steps from
+        here.
+
+        Resume: E is data, not part of :meth:`state_dict`. The caller constructs the resumed
+        Tracker with the E that was in force when the checkpoint was written, then calls
+        :meth:`load_state_dict`, and switches again only at the next boundary. Distributed: every
+        rank calls this at the same step with the same E.
+        """
+        self._check_open()
+        if self.engine is None:
+            raise TrackerError(
+                "set_eval_batches: LCA is off; construct the Tracker with lca_every=, loss_fn=, "
+                "eval_batches="
+            )
+        result = self.measure_lca() if self.engine.start_step < self.step else None
+        self.engine.reset_eval(eval_batches)
+        return result
 
     def _append_row(self) -> None:
         """Close the row of the step that just ended (its norms are already in the buffer)."""
@@ -358,7 +390,8 @@ class Tracker:
             self._transfer_rows()
 
     def measure_lca(self) -> LcaResult:
-        """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps)."""
+        """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps
+        and by :meth:`set_eval_batches`)."""
         if self.engine is None:
             raise TrackerError(
                 "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="

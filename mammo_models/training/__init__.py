@@ -1,6 +1,7 @@
 """The paper's training recipe with recording: experiments, sweeps and Gradient Blending estimation."""
 
 from .config import (
+    LCA_SETS,
     REGULARIZERS,
     TRAIN_PRESETS,
     ConfigError,
@@ -20,6 +21,7 @@ from .experiment import (
 )
 
 __all__ = [
+    "LCA_SETS",
     "REGULARIZERS",
     "TRAIN_PRESETS",
     "ConfigError",

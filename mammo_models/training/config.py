@@ -23,6 +23,10 @@ REGULARIZERS: tuple[str, ...] = (
 )
 
 
+LCA_SETS: tuple[str, ...] = ("fixed-train", "epoch", "val")
+"""Which breasts form the LCA evaluation subset E (``--lca-set``; see :class:`RecordConfig`)."""
+
+
 class ConfigError(ValueError):
     """An experiment option has a bad value; the message names the option."""
 
@@ -35,8 +39,8 @@ class TrainPreset:
         name: ``tiny``, ``small``, ``demo`` or ``paper``.
         epochs: default epochs (the paper: 100; Modality Dropout 150; Pretraining 50).
         lca_every: k, optimizer steps between LCA snapshots (the paper: 60).
-        lca_subset: breasts in the fixed LCA evaluation subset E, drawn once from the training
-            set with the epoch's prevalence (the paper: 970 exams, 10% of an epoch).
+        lca_subset: breasts in the LCA evaluation subset E, drawn with the epoch's prevalence
+            (the paper: 970 exams, 10% of an epoch); see :attr:`RecordConfig.lca_set`.
         eval_batch_size: batch size of evaluation and LCA passes.
         tta: test-time augmentations per breast (the paper: 10).
         blend_epochs: epochs of each model of the Gradient Blending estimation phase.
@@ -126,11 +130,24 @@ class RecordConfig:
 
     ``on_nonfinite``: a NaN/Inf loss or gradient ``stop``s the run (the store keeps every row
     and is marked ``failed`` with the step and groups) or the step is ``skip``ped and counted.
+
+    ``lca_set`` chooses the breasts of E, each with centred windows and at most ``lca_subset``
+    of them, half with a finding and half without where possible (SPEC 4):
+
+    * ``fixed-train``: a fixed subset of the training set, drawn once (the paper's choice);
+    * ``epoch``: the breasts of the current epoch (appendix A), so E changes at every epoch
+      boundary; an interval is closed there and the next one starts on the new E (one extra
+      gradient pass per epoch). An epoch larger than ``lca_subset`` (the paper's: about 10x) is
+      represented by a seeded subset of ``lca_subset`` of its breasts, to bound the cost of a
+      pass; shrinking the epochs themselves is a training choice, not a recording one;
+    * ``val``: a fixed subset of the validation split: which group lowered the loss on data it
+      was not trained on.
     """
 
     lca: bool = True
     lca_every: int | None = None
     lca_subset: int | None = None
+    lca_set: str = "fixed-train"
     quadrature: str = "adaptive"
     rel_tol: float = 0.01
     max_panels: int = 8
@@ -232,6 +249,10 @@ class ExperimentConfig:
         if self.record.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(
                 f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"
+            )
+        if self.record.lca_set not in LCA_SETS:
+            raise ConfigError(
+                f"--lca-set {self.record.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"
             )
         if self.data.kind == "manifest" and self.data.manifest is None:
             raise ConfigError("--data manifest needs --manifest FILE")

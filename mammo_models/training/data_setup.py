@@ -1,4 +1,4 @@
-"""Data of one run: splits, the epoch sampler and loader, and the fixed LCA evaluation subset."""
+"""Data of one run: splits, the epoch sampler and loader, and the LCA evaluation subset E."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class RunData:
         manifest: the validated manifest (its ``summary`` is printed at the start of a run).
         data_config: image scale, windows and channels.
         train: training breasts, random windows.
-        train_eval: the same breasts with centred windows (for the LCA subset).
+        train_eval: the same breasts with centred windows (for the LCA subset E).
         val, test: centred windows.
         sampler: the paper's per-epoch sampler (all positives + as many negatives).
         loader: the training loader over ``sampler``.
@@ -118,25 +118,73 @@ def build_run_data(config: ExperimentConfig) -> RunData:
     )
 
 
-def lca_subset_indices(train_eval: MammoDataset, size: int, seed: int) -> np.ndarray:
-    """Breasts of the fixed LCA subset E, drawn once with an epoch's prevalence.
+def balanced_subset(
+    positives: np.ndarray, pool: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``size`` breasts of ``pool``, half with a finding and half without where possible.
 
-    An epoch holds every positive and as many negatives, so E takes half positives and half
-    negatives (the paper: 10% of an epoch's positives and negatives), in a fixed seeded order.
+    Half and half is an epoch's prevalence (every positive and as many negatives), so the
+    subset's loss weighs the two classes as training does. Returned sorted: a fixed order.
+
+    Args:
+        positives: (N,) bool per breast of the dataset.
+        pool: (M,) distinct indices into the dataset to draw from.
+        size: at most this many breasts (all of ``pool`` when it is smaller).
+        rng: the draw's generator (seeded by the caller).
     """
-    positives = np.flatnonzero(train_eval.positives)
-    negatives = np.flatnonzero(~train_eval.positives)
-    rng = np.random.default_rng([seed, 0x1CA])
-    n_pos = min(len(positives), (size + 1) // 2)
-    n_neg = min(len(negatives), size - n_pos)
-    n_pos = min(len(positives), size - n_neg)
+    pos = pool[positives[pool]]
+    neg = pool[~positives[pool]]
+    n_pos = min(len(pos), (size + 1) // 2)
+    n_neg = min(len(neg), size - n_pos)
+    n_pos = min(len(pos), size - n_neg)
     chosen = np.concatenate(
-        [
-            rng.choice(positives, size=n_pos, replace=False),
-            rng.choice(negatives, size=n_neg, replace=False),
-        ]
+        [rng.choice(pos, size=n_pos, replace=False), rng.choice(neg, size=n_neg, replace=False)]
     )
     return np.sort(chosen)
+
+
+def lca_subset_indices(train_eval: MammoDataset, size: int, seed: int) -> np.ndarray:
+    """Breasts of the fixed LCA subset E (``lca_set='fixed-train'``), drawn once.
+
+    The paper takes 10% of an epoch's positives and negatives, in a fixed seeded order.
+    """
+    rng = np.random.default_rng([seed, 0x1CA])
+    return balanced_subset(train_eval.positives, np.arange(len(train_eval)), size, rng)
+
+
+def val_subset_indices(val: MammoDataset, size: int, seed: int) -> np.ndarray:
+    """Breasts of the held-out LCA subset E (``lca_set='val'``): a fixed part of the validation
+    split, so LCA says which group lowered the loss on data it was not trained on."""
+    rng = np.random.default_rng([seed, 0x1CA, 1])
+    return balanced_subset(val.positives, np.arange(len(val)), size, rng)
+
+
+def epoch_subset_indices(
+    sampler: BalancedEpochSampler, positives: np.ndarray, epoch: int, size: int, seed: int
+) -> np.ndarray:
+    """Breasts of epoch ``epoch``'s LCA subset E (``lca_set='epoch'``, appendix A).
+
+    The epoch's own breasts (every rank's, before the rank split), all of them when the epoch
+    holds at most ``size``; otherwise a subset of ``size`` seeded by ``(seed, epoch)``, so a
+    resumed run rebuilds the same E for the same epoch.
+    """
+    pool = np.sort(sampler.epoch_indices(epoch))
+    rng = np.random.default_rng([seed, 0x1CA, 2, epoch])
+    return balanced_subset(positives, pool, size, rng)
+
+
+def lca_subset(
+    run_data: RunData, lca_set: str, size: int, seed: int, epoch: int = 0
+) -> tuple[MammoDataset, np.ndarray]:
+    """The dataset (centred windows) and breasts of E for ``lca_set`` (in force at ``epoch``)."""
+    if lca_set == "val":
+        return run_data.val, val_subset_indices(run_data.val, size, seed)
+    if lca_set == "epoch":
+        positives = run_data.train_eval.positives
+        return run_data.train_eval, epoch_subset_indices(
+            run_data.sampler, positives, epoch, size, seed
+        )
+    return run_data.train_eval, lca_subset_indices(run_data.train_eval, size, seed)
 
 
 def eval_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
@@ -145,15 +193,21 @@ def eval_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
 
 
 def lca_eval_batches(
-    run_data: RunData, size: int, batch_size: int, seed: int
+    run_data: RunData,
+    size: int,
+    batch_size: int,
+    seed: int,
+    *,
+    lca_set: str = "fixed-train",
+    epoch: int = 0,
 ) -> Iterable[dict[str, torch.Tensor]]:
-    """The subset E as a re-iterable collection of batches.
+    """The subset E (see :func:`lca_subset`) as a re-iterable collection of batches.
 
     Small subsets are decoded once and kept in memory (a list of batches); large ones (the paper's
     970 full-resolution exams) stay a DataLoader that reads the same files in the same order.
     """
-    indices = lca_subset_indices(run_data.train_eval, size, seed)
-    subset = Subset(run_data.train_eval, indices.tolist())
+    dataset, indices = lca_subset(run_data, lca_set, size, seed, epoch)
+    subset = Subset(dataset, indices.tolist())
     loader = eval_loader(subset, batch_size)
     pixels = sum(h * w for h, w in (run_data.data_config.window(v) for v in run_data.train.views))
     if len(indices) * pixels * run_data.data_config.channels * 4 <= _MATERIALIZE_LIMIT_BYTES:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -260,11 +260,10 @@ class Experiment:
         groups = param_groups(model)
         tp = c.train_preset
         record = c.record
+        state = self._load_checkpoint()
         eval_batches = None
         if record.lca:
-            eval_batches = lca_eval_batches(
-                run_data, record.lca_subset or tp.lca_subset, tp.eval_batch_size, c.seed
-            )
+            eval_batches = self._lca_batches(run_data, _eval_epoch(state))
         experiment_attrs = {**c.to_dict(), **lr_info, "n_epochs": c.n_epochs}
         if blend_details is not None:
             experiment_attrs["blend_estimation"] = blend_details
@@ -288,8 +287,31 @@ class Experiment:
         with tracker:
             if c.data.skip_bad_images:
                 tracker.sink.update_attrs(bad_images_skipped=len(skipped), bad_images=skipped[:100])
-            result = self._train_and_test(run_data, model, optimizer, tracker)
+            result = self._train_and_test(run_data, model, optimizer, tracker, state)
         return result
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint ``--resume`` continues from (``None`` for a fresh start), checked
+        against the run's settings before anything is built from it."""
+        if not self.resume or self.restart:
+            return None
+        c = self.config
+        # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location="cpu")
+        check_resumable(state.get("config", {}), c)
+        return state
+
+    def _lca_batches(self, run_data: RunData, epoch: int) -> Iterable[dict[str, torch.Tensor]]:
+        """The LCA evaluation subset E in force during ``epoch`` (``--lca-set``)."""
+        c, tp = self.config, self.config.train_preset
+        return lca_eval_batches(
+            run_data,
+            c.record.lca_subset or tp.lca_subset,
+            tp.eval_batch_size,
+            c.seed,
+            lca_set=c.record.lca_set,
+            epoch=epoch,
+        )
 
     def _run_estimation(self, config: ExperimentConfig) -> RunResult:
         """One Gradient Blending estimation run (resumed if it was interrupted)."""
@@ -329,7 +351,9 @@ class Experiment:
         if distributed.is_main():
             checkpoint.save_atomic(state, self.config.checkpoint_dir / "last.pt")
 
-    def _train_and_test(self, run_data: RunData, model, optimizer, tracker: Tracker) -> RunResult:
+    def _train_and_test(
+        self, run_data: RunData, model, optimizer, tracker: Tracker, state: dict[str, Any] | None
+    ) -> RunResult:
         c = self.config
         n_epochs = c.n_epochs
         steps_per_epoch = len(run_data.loader)
@@ -338,10 +362,7 @@ class Experiment:
         epoch, start = 0, 0
         if self.restart:
             tracker.sink.truncate(last_step=0, last_epoch=-1)
-        elif self.resume:
-            # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
-            state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location="cpu")
-            check_resumable(state.get("config", {}), c)
+        elif state is not None:
             try:
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
@@ -369,7 +390,10 @@ class Experiment:
         val_loader = eval_loader(run_data.val, c.train_preset.eval_batch_size, c.num_workers)
         subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
         stop = False
+        new_e_each_epoch = c.record.lca and c.record.lca_set == "epoch"
         while epoch < n_epochs and not stop:
+            if new_e_each_epoch and start == 0 and epoch > 0:  # E of epoch 0 came with the Tracker
+                tracker.set_eval_batches(self._lca_batches(run_data, epoch))
             # The sampler skips samples, the checkpoint counts optimizer steps (batches).
             run_data.sampler.set_epoch(epoch, start=start * run_data.loader.batch_size)
             run_data.train.set_epoch(epoch)
@@ -490,6 +514,19 @@ class Experiment:
             median_rel_residual=residual,
             notes=list(self.notes),
         )
+
+
+def _eval_epoch(state: dict[str, Any] | None) -> int:
+    """The epoch whose E was in force when checkpoint ``state`` was written (``lca_set='epoch'``).
+
+    E switches at the start of an epoch's first step, so a checkpoint inside epoch ``e`` holds
+    E of ``e``, and one written at its end (``epoch = e + 1, start = 0``) still holds E of ``e``:
+    its open interval is closed on that E when epoch ``e + 1`` starts.
+    """
+    if state is None:
+        return 0
+    epoch, start = int(state["epoch"]), int(state["start"])
+    return epoch if start > 0 or epoch == 0 else epoch - 1
 
 
 def check_room(directory: Path, model: torch.nn.Module) -> None:
