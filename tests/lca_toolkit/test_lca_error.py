@@ -1,5 +1,6 @@
-"""Per-group LCA error estimates: a closed form, an independent reference from fresh gradients
-and coverage of the true quadrature error on a trained MLP (float64, CPU).
+"""Per-group LCA error estimates (``lca/error_by_group``): a closed form, an independent
+reference from fresh gradients, coverage of the true quadrature error on a trained MLP and the
+store round trip, old stores included (float64, CPU).
 
 Coverage measured when this test was written (SmoothMLP seed 11 with groups audio/image/head, Adam
 lr 0.05, 20 intervals of k = 5 steps, 60 (interval, group) pairs, true error from composite
@@ -14,6 +15,7 @@ The test asserts a rate of at least 0.9.
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -23,8 +25,13 @@ from torch import nn
 from torch.func import functional_call
 
 from lca_toolkit import (
+    LcaRecord,
     ParamGroups,
+    RunWriter,
+    Tracker,
+    open_run,
 )
+from lca_toolkit.errors import StoreError
 from lca_toolkit.lca import LcaConfig, LcaEngine
 from lca_toolkit.quadrature import (
     AdaptiveOptions,
@@ -215,3 +222,93 @@ def test_estimate_covers_the_true_error_on_a_trained_mlp():
     rates = {q: float(np.mean(c)) for q, c in covered.items()}
     assert all(len(c) == 20 * len(groups.names) for c in covered.values())
     assert min(rates.values()) >= 0.9, rates
+
+
+# ----------------------------------------------------------------------------- store
+def record(start: int, end: int, by_group, error) -> LcaRecord:
+    by_group = np.asarray(by_group, dtype=float)
+    return LcaRecord(
+        start_step=start,
+        end_step=end,
+        by_group=by_group,
+        abs_by_group=np.abs(by_group),
+        helped=np.zeros(len(by_group), dtype=int),
+        hurt=np.zeros(len(by_group), dtype=int),
+        loss_start=1.0,
+        loss_end=1.0 + by_group.sum(),
+        residual=0.0,
+        passes=2,
+        error_by_group=None if error is None else np.asarray(error, dtype=float),
+    )
+
+
+def write(path, records, groups=("a", "b")) -> None:
+    with RunWriter(path, groups=list(groups), group_members={g: [f"{g}.w"] for g in groups}) as w:
+        for r in records:
+            w.append_lca(r)
+
+
+def make_old(path) -> None:
+    """What a store written before lca/error_by_group existed looks like: the same, without it."""
+    shutil.rmtree(path / "lca" / "error_by_group")
+
+
+def test_tracker_stores_the_estimates(tmp_path):
+    model = SmoothMLP(seed=5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    results = []
+    path = tmp_path / "run.zarr"
+    with Tracker(
+        model, optimizer=opt, store=path, loss_fn=mlp_loss, eval_batches=mlp_batches(), lca_every=2
+    ) as tracker:
+        for step in range(6):
+            batch = mlp_batches(n=40, batch_size=4, seed=7)[step]
+            opt.zero_grad()
+            loss = mlp_loss(model, batch).mean()
+            loss.backward()
+            tracker.after_backward(loss)
+            opt.step()
+            r = tracker.after_step()
+            if r is not None:
+                results.append(r.error_by_group.numpy())
+    run = open_run(path)
+    stored = run.array("lca/error_by_group")
+    assert stored.shape == (3, len(run.groups)) and stored.dtype == np.float64
+    np.testing.assert_array_equal(stored, np.stack(results))
+    lca = run.lca()
+    for j, g in enumerate(run.groups):
+        np.testing.assert_array_equal(lca[f"error/{g}"], stored[:, j])
+    assert (stored > 0).all()
+
+
+def test_store_round_trip_and_records_without_estimates(tmp_path):
+    path = tmp_path / "run.zarr"
+    write(path, [record(0, 5, [-0.1, 0.2], [1e-3, 2e-3]), record(5, 10, [0.3, -0.4], None)])
+    run = open_run(path)
+    np.testing.assert_array_equal(run.array("lca/error_by_group"), [[1e-3, 2e-3], [np.nan, np.nan]])
+    lca = run.lca()
+    assert list(lca.columns[-2:]) == ["error/a", "error/b"]
+    with pytest.raises(StoreError, match="error_by_group must be >= 0"):
+        record(0, 5, [0.1, 0.2], [-1e-3, 0.0])
+
+
+def test_old_store_reads_nan_errors_and_resumes_with_them(tmp_path):
+    path = tmp_path / "old.zarr"
+    write(path, [record(0, 5, [-0.1, 0.2], [1e-3, 2e-3])])
+    make_old(path)
+    run = open_run(path)
+    lca = run.lca()
+    assert lca["error/a"].isna().all() and lca["error/b"].isna().all()
+    with pytest.raises(StoreError, match="no array 'lca/error_by_group'"):
+        run.array("lca/error_by_group")
+
+    # Resuming it adds the array, NaN for the rows written before; truncation keeps it in step.
+    with RunWriter(
+        path, groups=["a", "b"], group_members={"a": ["a.w"], "b": ["b.w"]}, mode="resume"
+    ) as w:
+        w.append_lca(record(5, 10, [0.3, -0.4], [4e-3, 5e-3]))
+        w.append_lca(record(10, 15, [0.1, -0.1], [6e-3, 7e-3]))
+        w.flush()
+        w.truncate(last_step=10)
+    got = open_run(path).array("lca/error_by_group")
+    np.testing.assert_array_equal(got, [[np.nan, np.nan], [4e-3, 5e-3]])
