@@ -1,6 +1,6 @@
 """Per-group LCA error estimates (``lca/error_by_group``): a closed form, an independent
-reference from fresh gradients, coverage of the true quadrature error on a trained MLP and the
-store round trip, old stores included (float64, CPU).
+reference from fresh gradients, coverage of the true quadrature error on a trained MLP, the store
+round trip (old stores included) and the group comparison (float64, CPU).
 
 Coverage measured when this test was written (SmoothMLP seed 11 with groups audio/image/head, Adam
 lr 0.05, 20 intervals of k = 5 steps, 60 (interval, group) pairs, true error from composite
@@ -25,10 +25,13 @@ from torch import nn
 from torch.func import functional_call
 
 from lca_toolkit import (
+    GroupError,
     LcaRecord,
     ParamGroups,
     RunWriter,
     Tracker,
+    compare_groups,
+    group_totals,
     open_run,
 )
 from lca_toolkit.errors import StoreError
@@ -301,6 +304,8 @@ def test_old_store_reads_nan_errors_and_resumes_with_them(tmp_path):
     assert lca["error/a"].isna().all() and lca["error/b"].isna().all()
     with pytest.raises(StoreError, match="no array 'lca/error_by_group'"):
         run.array("lca/error_by_group")
+    assert np.isnan(group_totals(run)["error"]).all()
+    assert not compare_groups(run, "a", "b").supported
 
     # Resuming it adds the array, NaN for the rows written before; truncation keeps it in step.
     with RunWriter(
@@ -312,3 +317,27 @@ def test_old_store_reads_nan_errors_and_resumes_with_them(tmp_path):
         w.truncate(last_step=10)
     got = open_run(path).array("lca/error_by_group")
     np.testing.assert_array_equal(got, [[np.nan, np.nan], [4e-3, 5e-3]])
+
+
+# ----------------------------------------------------------------------------- comparison
+def test_compare_groups_claims_only_beyond_the_summed_errors(tmp_path):
+    path = tmp_path / "run.zarr"
+    write(
+        path,
+        [record(0, 5, [-0.10, -0.02], [0.01, 0.01]), record(5, 10, [-0.05, -0.03], [0.01, 0.02])],
+    )
+    totals = group_totals(path)
+    assert list(totals.index) == ["a", "b"]
+    np.testing.assert_allclose(totals["lca"], [-0.15, -0.05])
+    np.testing.assert_allclose(totals["error"], [0.02, 0.03])
+    c = compare_groups(path, "a", "b")
+    assert c.difference == pytest.approx(-0.10) and c.bound == pytest.approx(0.05)
+    assert c.supported  # a helped more than b, beyond the quadrature error
+
+    close = tmp_path / "close.zarr"
+    write(close, [record(0, 5, [-0.10, -0.08], [0.01, 0.02])])
+    c = compare_groups(open_run(close), "b", "a")
+    assert c.difference == pytest.approx(0.02) and c.bound == pytest.approx(0.03)
+    assert not c.supported
+    with pytest.raises(GroupError, match=r"\['z'\] not among the run's groups \['a', 'b'\]"):
+        compare_groups(close, "a", "z")
