@@ -1,6 +1,6 @@
 """Per-group LCA error estimates (``lca/error_by_group``): a closed form, an independent
 reference from fresh gradients, coverage of the true quadrature error on a trained MLP, the store
-round trip (old stores included) and the group comparison (float64, CPU).
+round trip (old stores included), the plot band and the group comparison (float64, CPU).
 
 Coverage measured when this test was written (SmoothMLP seed 11 with groups audio/image/head, Adam
 lr 0.05, 20 intervals of k = 5 steps, 60 (interval, group) pairs, true error from composite
@@ -17,9 +17,14 @@ from __future__ import annotations
 import math
 import shutil
 
+import matplotlib
+
+matplotlib.use("Agg")
+
 import numpy as np
 import pytest
 import torch
+from matplotlib.collections import PolyCollection
 from problems import SmoothMLP, mlp_batches, mlp_loss
 from torch import nn
 from torch.func import functional_call
@@ -36,6 +41,7 @@ from lca_toolkit import (
 )
 from lca_toolkit.errors import StoreError
 from lca_toolkit.lca import LcaConfig, LcaEngine
+from lca_toolkit.plots import GROUP_COLORS, cumulative_lca, plot_cumulative_lca
 from lca_toolkit.quadrature import (
     AdaptiveOptions,
     comparison_weights,
@@ -317,6 +323,39 @@ def test_old_store_reads_nan_errors_and_resumes_with_them(tmp_path):
         w.truncate(last_step=10)
     got = open_run(path).array("lca/error_by_group")
     np.testing.assert_array_equal(got, [[np.nan, np.nan], [4e-3, 5e-3]])
+
+
+# ----------------------------------------------------------------------------- plot
+def test_cumulative_plot_draws_an_error_band_per_group(tmp_path):
+    path = tmp_path / "run.zarr"
+    groups = ("cc", "mlo")
+    recs = [
+        record(0, 5, [-0.1, -0.05], [0.01, 0.002]),
+        record(5, 10, [-0.2, 0.02], [0.02, 0.004]),
+        record(10, 15, [-0.05, -0.1], [0.005, 0.003]),
+    ]
+    write(path, recs, groups)
+    run = open_run(path)
+    frame = cumulative_lca(run)
+    np.testing.assert_allclose(frame["err/cc"], [0.0, 0.01, 0.03, 0.035])
+    fig = plot_cumulative_lca(run)
+    fig.savefig(tmp_path / "band.png")
+    ax = fig.axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(groups)
+    for g in groups:
+        rgba = matplotlib.colors.to_rgba(GROUP_COLORS[g])
+        (band,) = [b for b in bands if np.allclose(b.get_facecolor()[0][:3], rgba[:3])]
+        verts = np.concatenate([p.vertices for p in band.get_paths()])
+        for x, y, e in zip(frame["end_step"], frame[g], frame[f"err/{g}"]):
+            at = verts[np.isclose(verts[:, 0], x), 1]
+            assert at.min() == pytest.approx(y - e) and at.max() == pytest.approx(y + e)
+    assert "error estimate" in ax.get_legend().get_title().get_text()
+
+    make_old(path)
+    old_ax = plot_cumulative_lca(open_run(path)).axes[0]
+    assert not [c for c in old_ax.collections if isinstance(c, PolyCollection)]
+    assert old_ax.get_legend().get_title().get_text() == "group"
 
 
 # ----------------------------------------------------------------------------- comparison
