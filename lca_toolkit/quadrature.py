@@ -100,6 +100,27 @@ def error_weights(name: str) -> tuple[float, ...]:
     return tuple(w - c for w, c in zip(rule.weights, comparison_weights(name), strict=True))
 
 
+def error_split(name: str) -> tuple[float, dict[int, float]]:
+    """``(alpha, beta)`` with ``w - c = alpha * w + sum_j beta[j] * e_j`` for fixed rule ``name``.
+
+    The rule's own estimate ``sum_k w_k f(s_k)`` is computed anyway, so the error estimate
+    ``sum_k (w_k - c_k) f(s_k)`` equals ``alpha * rule + sum_j beta[j] f(s_j)`` and needs the
+    values at the nodes ``j`` of ``beta`` only: the interior nodes, or the right end of a
+    two-node rule. Simpson: ``alpha = -1/2``, ``beta = {1: 1/2}``, i.e. half of midpoint minus
+    Simpson. For LCA each ``f(s_j)`` is a dot product over the parameters, so this saves all but
+    one (Lobatto-4: two) of them per interval.
+    """
+    rule = get_rule(name)
+    diff = error_weights(name)
+    last = len(rule.nodes) - 1
+    split = list(range(1, last)) or [last]
+    rest = [k for k in range(last + 1) if k not in split]
+    alpha = diff[rest[0]] / rule.weights[rest[0]]
+    if not all(math.isclose(diff[k], alpha * rule.weights[k], abs_tol=1e-15) for k in rest):
+        raise LcaError(f"rule {name!r} has no error split on nodes {split}")
+    return alpha, {j: diff[j] - alpha * rule.weights[j] for j in split}
+
+
 def composite_simpson(panels: int) -> QuadratureRule:
     """Composite Simpson with ``panels`` panels (``2 * panels`` subintervals) on [0, 1].
 
