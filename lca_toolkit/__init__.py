@@ -4,6 +4,7 @@ Per-parameter-group gradient norms every optimizer step and step-k Loss Change A
 every k steps, for any PyTorch model, stored in a zarr run store and read back as pandas frames.
 """
 
+from .analysis import GroupComparison, compare_groups, group_totals
 from .errors import (
     GroupError,
     LcaError,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveOptions",
+    "GroupComparison",
     "LcaConfig",
     "LcaEngine",
     "LcaResult",
@@ -36,6 +38,8 @@ __all__ = [
     "Runs",
     "StepBlock",
     "Tracker",
+    "compare_groups",
+    "group_totals",
     "open_run",
     "open_runs",
     "GroupError",

@@ -12,7 +12,8 @@ class LcaToolkitError(Exception):
 
 
 class GroupError(LcaToolkitError, ValueError):
-    """Parameter groups are not a partition of the model's trainable parameters."""
+    """Parameter groups are not a partition of the model's trainable parameters, or a group
+    asked for by name does not exist."""
 
 
 class TrackerError(LcaToolkitError, RuntimeError):

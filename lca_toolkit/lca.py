@@ -11,6 +11,21 @@ per-sample loss over E's batches divided by |E| (exact for an uneven last batch)
 theorem of calculus the LCAs sum to ``L_E(theta_end) - L_E(theta_start)``; what the quadrature
 misses is the residual ``loss_end - loss_start - sum(LCA)``, recorded for every interval.
 
+Error estimate (``error_by_group``, per interval and group): the rule's LCA minus a cruder
+estimate on the same nodes, so it costs no gradient pass. Simpson is compared with the composite
+trapezoid on its nodes 0, 1/2, 1 (weights 1/4, 1/2, 1/4), Lobatto-4 with the composite trapezoid
+on its 4 nodes, trapezoid and first-order with each other (trapezoid minus left point), and the
+adaptive rule's last level with the level before it (with one level, with the composite trapezoid
+on its nodes). The signed per-tensor differences are summed within each group, then the absolute
+value is taken. It is the error of the cruder estimate up to the rule's own, so for a smooth
+integrand it is conservative: it bounds the rule's error rather than estimating it (first-order
+excepted: there it estimates first-order's own error). It needs no parameter-sized buffer
+either, only scalars per tensor ``t``: for the fixed rules the difference is rewritten as
+``alpha * LCA_t + sum_j beta_j <D_t, g_t(s_j)>`` over the interior nodes (the right end for
+trapezoid and first-order; see :func:`~lca_toolkit.quadrature.error_split`), so Simpson takes one
+dot product per interval, as its midpoint gradient arrives; the adaptive rule already forms
+``<D_t, .>`` of its level sums for its stopping rule and keeps them per tensor.
+
 Caveat: step-k LCA integrates along the straight chord between two snapshots, not along the path
 the optimizer actually took. Per-interval totals equal the loss change exactly (up to the residual);
 per-parameter shares can differ from per-step LCA.
@@ -65,7 +80,7 @@ from . import distributed
 from ._batches import move_to
 from .errors import LcaError
 from .groups import ParamGroups
-from .quadrature import RULE_NAMES, AdaptiveOptions, get_rule
+from .quadrature import RULE_NAMES, AdaptiveOptions, error_split, get_rule
 
 BnPolicy = Literal["interpolate", "train", "none"]
 BN_POLICIES: tuple[str, ...] = ("interpolate", "train", "none")
@@ -117,6 +132,8 @@ class LcaResult:
             (state ``end_step`` is the parameters after ``end_step`` optimizer steps).
         by_group: (G,) summed LCA per group, negative = helped.
         abs_by_group: (G,) summed |LCA| per group.
+        error_by_group: (G,) estimated quadrature error of each group's LCA, >= 0: the absolute
+            difference to a cruder estimate on the same nodes (see the module docstring).
         helped, hurt: (G,) int64 counts of scalar parameters with LCA < 0 and > 0.
         by_tensor: (T,) summed LCA per tensor, or None when not asked for.
         loss_start, loss_end, residual: 0-d; residual = loss_end - loss_start - by_group.sum().
@@ -127,6 +144,7 @@ class LcaResult:
     end_step: int
     by_group: Tensor
     abs_by_group: Tensor
+    error_by_group: Tensor
     helped: Tensor
     hurt: Tensor
     by_tensor: Tensor | None
@@ -151,11 +169,39 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _dot64(a: list[Tensor], b: list[Tensor]) -> Tensor:
-    """sum_i <a_i, b_i> accumulated in float64 (products rounded in the tensors' dtype)."""
-    total = torch.zeros((), dtype=torch.float64, device=a[0].device)
-    for x, y in zip(a, b, strict=True):
-        total += (x * y).sum(dtype=torch.float64)
+def _dots(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """(T,) float64: ``<a_t, b_t>`` per tensor, accumulated in the tensors' dtype.
+
+    No temporary, and about 7x faster than :func:`_dots64` on the CPU for the 5.9M float32
+    parameters of the joint ResNet. Only the error estimate uses it: its rounding, about 1e-7 of
+    ``sum |a_t b_t|`` in float32, is far below any quadrature error worth reporting.
+    """
+    return torch.stack(
+        [
+            torch.dot(x.reshape(-1), y.reshape(-1)).to(torch.float64)
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
+
+
+def _dots64(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """(T,) float64: ``<a_t, b_t>`` per tensor (products rounded in the tensors' dtype).
+
+    Accumulated in float64, as the adaptive rule's residual needs; one tensor-sized temporary at a
+    time, never a parameter-sized one.
+    """
+    return torch.stack([(x * y).sum(dtype=torch.float64) for x, y in zip(a, b, strict=True)])
+
+
+def _ordered_sum(values: Tensor) -> Tensor:
+    """Sum of a (T,) tensor added one element after the other, in order.
+
+    A vectorised sum may associate differently; the adaptive rule's stopping decision depends on
+    the last bits of these totals, so they are added in a fixed order.
+    """
+    total = torch.zeros((), dtype=values.dtype, device=values.device)
+    for v in values:
+        total += v
     return total
 
 
@@ -475,22 +521,29 @@ class LcaEngine:
             passes += 1
             loss_end = end_sum / n
             with torch.no_grad():
-                passes += self._adaptive(
+                level_passes, error_rest = self._adaptive(
                     node, consts, current, direction, acc, g_end, loss_start, loss_end
                 )
-            scale = 1.0
+            passes += level_passes
+            scale, error_alpha = 1.0, 0.0
         else:
             # acc = g(0) + sum_j (w_j / w_0) g(s_j): the common factor w_0 / |E| is applied to the
             # per-tensor sums in _reduce, which saves a pass over the parameters.
             rule = self._rule
             w0 = rule.weights[0]
+            last = len(rule.nodes) - 1
+            error_alpha, beta = error_split(self.config.quadrature)
             with torch.no_grad():
-                for s, w in zip(rule.nodes[1:-1], rule.weights[1:-1], strict=True):
-                    self._fill_node(node, current, direction, 1.0 - s)
+                # sum_j beta_j <D, g(s_j)> per tensor (gradient sums over E): the error estimate
+                # is error_alpha * LCA plus this over |E| (quadrature.error_split).
+                error_dots = torch.zeros(len(acc), dtype=torch.float64, device=self.device)
+                for k in range(1, last):
+                    self._fill_node(node, current, direction, 1.0 - rule.nodes[k])
                     with torch.enable_grad():
                         _, g = self._gradient_pass(node, consts)
                     passes += 1
-                    torch._foreach_add_(acc, g, alpha=w / w0)
+                    error_dots += beta[k] * _dots(direction, g)
+                    torch._foreach_add_(acc, g, alpha=rule.weights[k] / w0)
                     del g
             # Right end last: the node then holds theta_end and becomes the next snapshot (no
             # copy), and no interior gradient is alive beside the endpoint's (one P less at peak).
@@ -498,14 +551,19 @@ class LcaEngine:
             end_sum, g_end = self._gradient_pass(node, consts)
             passes += 1
             loss_end = end_sum / n
-            if rule.weights[-1]:
-                with torch.no_grad():
+            with torch.no_grad():
+                if last in beta:  # two-node rules
+                    error_dots += beta[last] * _dots(direction, g_end)
+                if rule.weights[-1]:
                     torch._foreach_add_(acc, g_end, alpha=rule.weights[-1] / w0)
             scale = w0 / n
+            error_rest = error_dots / n
         with torch.no_grad():
             lca = acc
             torch._foreach_mul_(lca, direction)  # LCA_i = D_i * integral (times scale)
-            result = self._reduce(lca, loss_start, loss_end, end_step, passes, scale)
+            result = self._reduce(
+                lca, error_alpha, error_rest, loss_start, loss_end, end_step, passes, scale
+            )
             if self._cumulative is not None:
                 torch._foreach_add_(
                     self._cumulative, [t.to(torch.float64) for t in lca], alpha=scale
@@ -530,23 +588,31 @@ class LcaEngine:
         g_end: list[Tensor],
         loss_start: Tensor,
         loss_end: Tensor,
-    ) -> int:
+    ) -> tuple[int, Tensor]:
         """Composite Simpson with doubling panels; leaves the final weighted gradient in ``acc``.
 
         With n = 2m subintervals of width h, Simpson is ``h/3 (ends + 4 odd + 2 even)``. We keep
         ``A = ends + 2 even`` and ``odd``; doubling the panels turns every old node into an even one
-        (``A += 2 odd``) and the new midpoints become ``odd``. Scalars ``<D, A>`` and ``<D, odd>``
-        give the residual without another pass over memory.
+        (``A += 2 odd``) and the new midpoints become ``odd``. Per-tensor scalars ``<D, A>`` and
+        ``<D, odd>`` give the residual and every level's per-tensor LCA without another pass over
+        memory.
+
+        Returns:
+            The gradient passes used, and the (T,) float64 signed error estimate per tensor: the
+            last level's LCA minus the previous level's (with one level, minus the composite
+            trapezoid on its nodes).
         """
         opts = self.config.adaptive
         n = float(self._n_eval)
         torch._foreach_add_(acc, g_end)  # A = g(0) + g(1)
-        d_a = _dot64(direction, acc)
+        dots_a = _dots64(direction, acc)
+        d_a = _ordered_sum(dots_a)
         loss_change = float(loss_end - loss_start)
         loss_level = float(loss_end)
         passes = 0
         panels = 1
         odd: list[Tensor] | None = None
+        previous: Tensor | None = None  # the previous level's per-tensor LCA, times |E|
         while True:
             new_nodes = [(2 * i + 1) / (2 * panels) for i in range(panels)]
             if odd is None:
@@ -561,7 +627,8 @@ class LcaEngine:
                 passes += 1
                 torch._foreach_add_(odd, g)
                 del g
-            d_o = _dot64(direction, odd)
+            dots_o = _dots64(direction, odd)
+            d_o = _ordered_sum(dots_o)
             h = 1.0 / (2 * panels)
             lca_sum = float(h / (3 * n) * (d_a + 4 * d_o))
             residual = loss_change - lca_sum
@@ -572,14 +639,21 @@ class LcaEngine:
             ):
                 break
             d_a = d_a + 2 * d_o
+            previous = h / 3 * (dots_a + 4 * dots_o)
+            dots_a = dots_a + 2 * dots_o
             panels *= 2  # the next level evaluates the midpoints of the current subintervals
+        if previous is None:  # one level: the composite trapezoid on nodes 0, 1/2, 1
+            previous = h * (dots_a / 2 + dots_o)
+        error = (h / 3 * (dots_a + 4 * dots_o) - previous) / n
         torch._foreach_add_(acc, odd, alpha=4.0)
         torch._foreach_mul_(acc, h / (3 * n))
-        return passes
+        return passes, error
 
     def _reduce(
         self,
         lca: list[Tensor],
+        error_alpha: float,
+        error_rest: Tensor,
         loss_start: Tensor,
         loss_end: Tensor,
         end_step: int,
@@ -588,7 +662,10 @@ class LcaEngine:
     ) -> LcaResult:
         """Per-group sums of ``scale * lca``, of its absolute value and sign counts, in float64.
 
-        ``scale`` is a positive common factor not yet applied to ``lca``.
+        ``scale`` is a positive common factor not yet applied to ``lca``. The signed error
+        estimate per tensor is ``error_alpha * LCA_t + error_rest`` ((T,), see
+        :func:`~lca_toolkit.quadrature.error_split`); per group it is summed, then made absolute,
+        so differences of opposite sign within a group cancel as they do in the LCA.
         """
         n_groups = len(self.group_names)
         sums = torch.stack([t.sum(dtype=torch.float64) for t in lca]) * scale
@@ -608,6 +685,7 @@ class LcaEngine:
             end_step=end_step,
             by_group=group_sums,
             abs_by_group=by_group(abs_sums),
+            error_by_group=by_group(error_alpha * sums + error_rest).abs(),
             helped=by_group(helped),
             hurt=by_group(hurt),
             by_tensor=sums if self.config.per_tensor else None,

@@ -10,6 +10,10 @@ Lobatto 3.
 Exactness (integrand degree, i.e. loss degree minus one): first-order 0, trapezoid 1, Simpson 3,
 Lobatto-4 5. The adaptive rule is composite Simpson whose number of panels doubles (reusing all
 earlier nodes) until the residual is small enough.
+
+Error estimates come for free from the same nodes: each fixed rule is paired with a cruder rule on
+its own nodes (:func:`comparison_weights`), and ``|rule - comparison|`` estimates the error of the
+cruder one, which bounds the rule's own error when the integrand is smooth.
 """
 
 from __future__ import annotations
@@ -59,6 +63,62 @@ FIXED_RULES: dict[str, QuadratureRule] = {
         5,
     ),
 }
+
+
+def composite_trapezoid_weights(nodes: tuple[float, ...]) -> tuple[float, ...]:
+    """Weights of the composite trapezoid rule on ascending ``nodes`` from 0 to 1.
+
+    Node ``k`` gets half of each neighbouring gap, ``(s_{k+1} - s_{k-1}) / 2``; exact to degree 1.
+    """
+    gaps = [b - a for a, b in zip(nodes[:-1], nodes[1:], strict=True)]
+    before, after = [0.0, *gaps], [*gaps, 0.0]
+    return tuple((b + a) / 2 for b, a in zip(before, after, strict=True))
+
+
+_LEFT_POINT = (1.0, 0.0)
+
+
+def comparison_weights(name: str) -> tuple[float, ...]:
+    """Weights, on the nodes of fixed rule ``name``, of the cruder rule its error estimate uses.
+
+    Simpson and Lobatto-4 are compared with the composite trapezoid on their own nodes (for
+    Simpson: 1/4, 1/2, 1/4), trapezoid and first-order with each other (the left point and the
+    trapezoid). No node is added, so the estimate costs no gradient pass. ``|rule - comparison|``
+    is the error of the cruder rule up to the rule's own error: a conservative estimate of the
+    rule's error, except first-order, for which it is the usual estimate from the better rule.
+    """
+    if name == "trapezoid":
+        return _LEFT_POINT
+    if name == "first_order":
+        return FIXED_RULES["trapezoid"].weights
+    return composite_trapezoid_weights(get_rule(name).nodes)
+
+
+def error_weights(name: str) -> tuple[float, ...]:
+    """``w_k - c_k`` per node: the rule's weights minus :func:`comparison_weights`."""
+    rule = get_rule(name)
+    return tuple(w - c for w, c in zip(rule.weights, comparison_weights(name), strict=True))
+
+
+def error_split(name: str) -> tuple[float, dict[int, float]]:
+    """``(alpha, beta)`` with ``w - c = alpha * w + sum_j beta[j] * e_j`` for fixed rule ``name``.
+
+    The rule's own estimate ``sum_k w_k f(s_k)`` is computed anyway, so the error estimate
+    ``sum_k (w_k - c_k) f(s_k)`` equals ``alpha * rule + sum_j beta[j] f(s_j)`` and needs the
+    values at the nodes ``j`` of ``beta`` only: the interior nodes, or the right end of a
+    two-node rule. Simpson: ``alpha = -1/2``, ``beta = {1: 1/2}``, i.e. half of midpoint minus
+    Simpson. For LCA each ``f(s_j)`` is a dot product over the parameters, so this saves all but
+    one (Lobatto-4: two) of them per interval.
+    """
+    rule = get_rule(name)
+    diff = error_weights(name)
+    last = len(rule.nodes) - 1
+    split = list(range(1, last)) or [last]
+    rest = [k for k in range(last + 1) if k not in split]
+    alpha = diff[rest[0]] / rule.weights[rest[0]]
+    if not all(math.isclose(diff[k], alpha * rule.weights[k], abs_tol=1e-15) for k in rest):
+        raise LcaError(f"rule {name!r} has no error split on nodes {split}")
+    return alpha, {j: diff[j] - alpha * rule.weights[j] for j in split}
 
 
 def composite_simpson(panels: int) -> QuadratureRule:

@@ -31,6 +31,7 @@ from ._schema import (
     BY_TENSOR,
     CUMULATIVE_GROUP,
     EPOCH_INDEX,
+    ERROR_BY_GROUP,
     LCA_ARRAYS,
     SCHEMA_VERSION,
     SECTIONS,
@@ -54,6 +55,9 @@ LCA_GROUP_COLUMNS: dict[str, str] = {
     "hurt": "hurt",
 }
 """Array name -> column prefix (wide) or ``metric`` value (long) of the per-group LCA arrays."""
+
+ERROR_COLUMN = "error"
+"""Column prefix of the per-group error estimates in the wide LCA frame (``error/<group>``)."""
 
 
 def read_root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -220,8 +224,16 @@ class Run:
         data, _ = self._read_section(section, [known[section][leaf]])
         return data[leaf]
 
+    def _has_error_estimate(self) -> bool:
+        """Whether the store has ``lca/error_by_group`` (stores written before it do not)."""
+        return (self.path / "lca" / ERROR_BY_GROUP.name / "zarr.json").is_file()
+
+    def _lca_specs(self) -> tuple[ArraySpec, ...]:
+        """The LCA arrays every frame reads: the fixed ones, and the error estimate if stored."""
+        return LCA_ARRAYS + ((ERROR_BY_GROUP,) if self._has_error_estimate() else ())
+
     def _known_specs(self) -> dict[str, dict[str, ArraySpec]]:
-        lca = LCA_ARRAYS + ((BY_TENSOR,) if self.tensor_names is not None else ())
+        lca = self._lca_specs() + ((BY_TENSOR,) if self.tensor_names is not None else ())
         metrics = [metric_spec(m) for m in self.attrs.get("epoch_metrics", [])]
         return {
             "steps": {s.name: s for s in STEP_ARRAYS},
@@ -267,16 +279,19 @@ class Run:
         Args:
             wide: one row per interval with ``start_step, end_step, loss_start, loss_end,
                 loss_change, residual, passes`` and ``lca/<group>``, ``abs_lca/<group>``,
-                ``helped/<group>``, ``hurt/<group>``, where ``loss_change = loss_end -
-                loss_start = sum of lca/<group> + residual``. If false, the per-group columns
-                in long form: ``start_step, end_step, group, metric, value`` with ``metric`` in
-                ``lca, abs_lca, helped, hurt``.
+                ``helped/<group>``, ``hurt/<group>``, ``error/<group>``, where ``loss_change =
+                loss_end - loss_start = sum of lca/<group> + residual`` and ``error/<group>`` is
+                the estimated quadrature error of ``lca/<group>`` (NaN in stores written before
+                it was recorded). If false, the per-group columns in long form: ``start_step,
+                end_step, group, metric, value`` with ``metric`` in ``lca, abs_lca, helped,
+                hurt`` (the error estimates are in the wide frame only).
         """
-        d, _ = self._read_section("lca", LCA_ARRAYS)
+        d, _ = self._read_section("lca", self._lca_specs())
         index = {"start_step": d["start_step"], "end_step": d["end_step"]}
         if not wide:
             per_group = {LCA_GROUP_COLUMNS[a]: d[a] for a in LCA_GROUP_COLUMNS}
             return _long(index, per_group, self.groups)
+        error = d.get(ERROR_BY_GROUP.name, np.full(d["by_group"].shape, np.nan))
         cols: dict[str, np.ndarray] = {
             **index,
             "loss_start": d["loss_start"],
@@ -287,6 +302,7 @@ class Run:
         }
         for array_name, prefix in LCA_GROUP_COLUMNS.items():
             cols.update({f"{prefix}/{g}": d[array_name][:, j] for j, g in enumerate(self.groups)})
+        cols.update({f"{ERROR_COLUMN}/{g}": error[:, j] for j, g in enumerate(self.groups)})
         return pd.DataFrame(cols)
 
     def lca_by_tensor(self, wide: bool = True) -> pd.DataFrame:

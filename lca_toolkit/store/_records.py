@@ -158,6 +158,8 @@ class LcaRecord:
         residual: ``loss_end - loss_start - by_group.sum()``, the quadrature error.
         passes: gradient passes over E used for the interval.
         by_tensor: optional float64 ``(T,)`` LCA summed per parameter tensor.
+        error_by_group: float64 ``(G,)`` estimated quadrature error of each group's LCA (``>= 0``,
+            see :mod:`lca_toolkit.lca`); ``None`` when not estimated, stored as NaN.
     """
 
     start_step: int
@@ -171,6 +173,7 @@ class LcaRecord:
     residual: float
     passes: int
     by_tensor: np.ndarray | None = None
+    error_by_group: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("start_step", "end_step", "passes"):
@@ -186,16 +189,22 @@ class LcaRecord:
             raise RecordError(f"LcaRecord.passes must be >= 0, got {self.passes}")
         vectors = {"by_group": "float64", "abs_by_group": "float64", "helped": "int64"}
         vectors["hurt"] = "int64"
-        if self.by_tensor is not None:
-            vectors["by_tensor"] = "float64"
+        for name in ("by_tensor", "error_by_group"):
+            if getattr(self, name) is not None:
+                vectors[name] = "float64"
         for name, dtype in vectors.items():
             arr = _owned(getattr(self, name), dtype, f"LcaRecord.{name}")
             if arr.ndim != 1:
                 raise RecordError(f"LcaRecord.{name} must be 1-D, got shape {arr.shape}")
             object.__setattr__(self, name, arr)
+        if self.error_by_group is not None and bool((self.error_by_group < 0).any()):
+            raise RecordError(
+                "LcaRecord.error_by_group must be >= 0 (an absolute error) or NaN, got "
+                f"{self.error_by_group.tolist()}"
+            )
         g = self.by_group.shape[0]
-        for name in ("abs_by_group", "helped", "hurt"):
-            if getattr(self, name).shape[0] != g:
+        for name in ("abs_by_group", "helped", "hurt", "error_by_group"):
+            if getattr(self, name) is not None and getattr(self, name).shape[0] != g:
                 raise RecordError(
                     f"LcaRecord.{name} has {getattr(self, name).shape[0]} groups but by_group "
                     f"has {g}"

@@ -12,7 +12,8 @@ One zarr v3 group per run::
       steps/update_norm         float64 (n_steps, n_groups)
       steps/skipped             bool    (n_steps,)
       steps/lr                  float64 (n_steps, n_lr_groups)
-      lca/start_step ... lca/passes, optional lca/by_tensor (n_intervals, n_tensors)
+      lca/start_step ... lca/passes, lca/error_by_group (n_intervals, n_groups; absent in stores
+                                written before it existed), optional lca/by_tensor (n_intervals, n_tensors)
       epochs/epoch              int64   (n_epochs,) plus one float64 array per metric
       lca_cumulative/<param>    float64, the parameter's shape (optional, overwritten)
 
@@ -125,6 +126,15 @@ LCA_ARRAYS: tuple[ArraySpec, ...] = (
 
 BY_TENSOR = ArraySpec("by_tensor", "float64", "tensor", "LCA summed per parameter tensor")
 
+ERROR_BY_GROUP = ArraySpec(
+    "error_by_group",
+    "float64",
+    "group",
+    "estimated quadrature error of the group's LCA, |rule - cruder rule on the same nodes|; "
+    "NaN when not estimated",
+)
+"""Kept apart from ``LCA_ARRAYS``: stores written before it existed lack it and still open."""
+
 EPOCH_INDEX = ArraySpec("epoch", "int64", None, "epoch number of the row")
 
 
@@ -138,7 +148,7 @@ def section_specs(section: str, *, with_by_tensor: bool = False) -> tuple[ArrayS
     if section == "steps":
         return STEP_ARRAYS
     if section == "lca":
-        return LCA_ARRAYS + ((BY_TENSOR,) if with_by_tensor else ())
+        return LCA_ARRAYS + (ERROR_BY_GROUP,) + ((BY_TENSOR,) if with_by_tensor else ())
     if section == "epochs":
         return (EPOCH_INDEX,)
     raise KeyError(f"unknown store section {section!r}; expected one of {SECTIONS}")

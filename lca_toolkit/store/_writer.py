@@ -54,6 +54,7 @@ from ._schema import (
     CHUNK_ROWS,
     CUMULATIVE_GROUP,
     EPOCH_INDEX,
+    ERROR_BY_GROUP,
     LCA_ARRAYS,
     ROOT_ATTR_KEYS,
     ROW_DIM,
@@ -284,6 +285,7 @@ class RunWriter:
         self._generation = int(attrs.get("generation", 0))
         self._cumulative_at = attrs.get("lca_cumulative_at_step")
         try:
+            self._add_missing_arrays()
             # A run killed mid-commit may have arrays longer than the committed rows, or a new
             # metric array that never got committed: cut back to the committed state.
             for section in SECTIONS:
@@ -345,11 +347,24 @@ class RunWriter:
             for name, arr in grp.arrays():
                 self._arrays[section][name] = arr
 
+    def _add_missing_arrays(self) -> None:
+        """Give a store written before an array existed that array, NaN in its committed rows.
+
+        So a resumed old store (without ``lca/error_by_group``) keeps one shape for every row.
+        """
+        for section in SECTIONS:
+            for spec in self._fixed_specs(section):
+                if spec.name not in self._arrays[section]:
+                    grp = self._root[section]
+                    arr = self._create_array(grp, section, spec, rows=self._rows[section])
+                    self._arrays[section][spec.name] = arr
+
     def _fixed_specs(self, section: str) -> tuple[ArraySpec, ...]:
         if section == "steps":
             return STEP_ARRAYS
         if section == "lca":
-            return LCA_ARRAYS + ((BY_TENSOR,) if self._tensor_names is not None else ())
+            by_tensor = (BY_TENSOR,) if self._tensor_names is not None else ()
+            return LCA_ARRAYS + (ERROR_BY_GROUP,) + by_tensor
         return (EPOCH_INDEX,)
 
     def _section_specs(self, section: str) -> tuple[ArraySpec, ...]:
@@ -792,6 +807,7 @@ class RunWriter:
             if self._pending_lca:
                 recs = self._pending_lca
                 cols = {s.name: np.array([getattr(r, s.name) for r in recs]) for s in LCA_ARRAYS}
+                cols[ERROR_BY_GROUP.name] = np.stack([_error_row(r) for r in recs])
                 if self._tensor_names is not None:
                     cols[BY_TENSOR.name] = np.stack([r.by_tensor for r in recs])
                 rows["lca"] = self._extend("lca", cols, writes)
@@ -993,6 +1009,13 @@ def check_writable(path: str | os.PathLike[str]) -> None:
             f"cannot write '{target}': no file can be created in '{existing}' "
             f"({exc.strerror or exc})"
         ) from exc
+
+
+def _error_row(record: LcaRecord) -> np.ndarray:
+    """The record's ``error_by_group``, or NaN per group when it has none."""
+    if record.error_by_group is None:
+        return np.full(record.n_groups, math.nan)
+    return record.error_by_group
 
 
 async def _grow(arr: zarr.Array, n0: int, n1: int, data: np.ndarray) -> None:

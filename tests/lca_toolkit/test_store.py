@@ -175,7 +175,7 @@ def test_arrays_have_the_spec_names_dims_and_exact_lengths_on_disk(tmp_path):
         "steps": ["step", "loss", "grad_norm", "grad_norm_total", "rel_sq_norm"]
         + ["update_norm", "skipped", "lr"],
         "lca": ["start_step", "end_step", "by_group", "abs_by_group", "helped", "hurt"]
-        + ["loss_start", "loss_end", "residual", "passes", "by_tensor"],
+        + ["loss_start", "loss_end", "residual", "passes", "by_tensor", "error_by_group"],
         "epochs": ["epoch", "val_auc"],
     }
     for section, names in expected.items():
@@ -222,9 +222,10 @@ def test_wide_and_long_frames_have_the_documented_columns(tmp_path):
     lca = run.lca()
     assert list(lca.columns) == (
         ["start_step", "end_step", "loss_start", "loss_end", "loss_change", "residual", "passes"]
-        + [f"{p}/{g}" for p in ("lca", "abs_lca", "helped", "hurt") for g in GROUPS]
+        + [f"{p}/{g}" for p in ("lca", "abs_lca", "helped", "hurt", "error") for g in GROUPS]
     )
     assert lca["hurt/cc"].iloc[0] == rec.hurt[0]
+    assert lca[[f"error/{g}" for g in GROUPS]].isna().all(axis=None)  # a record without one
     long_lca = run.lca(wide=False)
     assert list(long_lca.columns) == ["start_step", "end_step", "group", "metric", "value"]
     helped = long_lca[long_lca.metric == "helped"]["value"].to_numpy()
