@@ -12,8 +12,9 @@ One zarr v3 group per run::
       steps/update_norm         float64 (n_steps, n_groups)
       steps/skipped             bool    (n_steps,)
       steps/lr                  float64 (n_steps, n_lr_groups)
-      lca/start_step ... lca/passes, lca/error_by_group (n_intervals, n_groups; absent in stores
-                                written before it existed), optional lca/by_tensor (n_intervals, n_tensors)
+      lca/start_step ... lca/passes
+      lca/error_by_group        float64 (n_intervals, n_groups); absent in stores written before it
+      lca/by_tensor             float64 (n_intervals, n_tensors), optional
       epochs/epoch              int64   (n_epochs,) plus one float64 array per metric
       lca_cumulative/<param>    float64, the parameter's shape (optional, overwritten)
 
