@@ -250,18 +250,25 @@ def draw_series(
     ax.plot(x, y, color=color, label=label, **line_kw)
     if std is not None:
         std = np.asarray(std, dtype=np.float64)
-        where = np.isfinite(std) & np.isfinite(y)
-        if where.any():
-            ax.fill_between(
-                x,
-                y - std,
-                y + std,
-                where=where,
-                color=color,
-                alpha=BAND_ALPHA,
-                linewidth=0,
-                label=f"_{label} ± std",
-            )
+        if (np.isfinite(std) & np.isfinite(y)).any():
+            draw_band(ax, x, y, std, color=color, label=f"_{label} ± std")
+
+
+def draw_band(
+    ax: Axes, x: np.ndarray, y: np.ndarray, half: np.ndarray, *, color: str, label: str
+) -> None:
+    """A translucent ``y +/- half`` band in ``color``, drawn where both are finite."""
+    where = np.isfinite(half) & np.isfinite(y)
+    ax.fill_between(
+        x,
+        y - half,
+        y + half,
+        where=where,
+        color=color,
+        alpha=BAND_ALPHA,
+        linewidth=0,
+        label=label,
+    )
 
 
 def marker_kw(n_points: int) -> dict[str, object]:

@@ -20,8 +20,8 @@ from ._data import (
     select_groups,
 )
 from ._style import (
-    BAND_ALPHA,
     display_name,
+    draw_band,
     draw_column,
     group_colors,
     marker_kw,
@@ -156,14 +156,7 @@ def _draw_error_band(ax: Axes, frame: pd.DataFrame, group: str, color: str, labe
     where = np.isfinite(err) & np.isfinite(y)
     if where.sum() < 2:
         return False
-    ax.fill_between(
-        frame["end_step"].to_numpy(),
-        y - err,
-        y + err,
-        where=where,
-        color=color,
-        alpha=BAND_ALPHA,
-        linewidth=0,
-        label=f"_{label} ± error estimate",
+    draw_band(
+        ax, frame["end_step"].to_numpy(), y, err, color=color, label=f"_{label} ± error estimate"
     )
     return True
