@@ -54,3 +54,37 @@ def test_parts_combine_and_f4_pairs_by_seed():
     v = f4(table, "shared", "the Shared ResNet", "Table 1")
     assert v.values == pytest.approx((0.01, 0.02, 0.03))
     assert v.verdict == REPRODUCED
+
+
+class _FakeRun:
+    """The parts of a run store that ``lca_share`` reads: 10 steps over 2 epochs, 3 intervals."""
+
+    groups = ("cc", "mlo", "shared")
+    config = {"experiment": {"n_epochs": 2}}
+
+    def steps(self) -> pd.DataFrame:
+        return pd.DataFrame({"step": range(1, 11)})
+
+    def lca(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "end_step": [4, 8, 10],
+                "lca/cc": [-0.10, -0.05, 9.0],
+                "lca/mlo": [-0.20, -0.10, 9.0],
+                "lca/shared": [-0.50, -0.50, 9.0],
+                "error/cc": [0.01, 0.01, 9.0],
+                "error/mlo": [0.02, 0.00, 9.0],
+                "error/shared": [0.30, 0.30, 9.0],
+            }
+        )
+
+
+def test_f2_share_is_of_the_two_columns_with_a_first_order_error_bound():
+    from mammo_models.recipes.verdicts import lca_share
+
+    # first epoch only: steps <= 5, so the intervals ending at 4 (the one ending at 8 is epoch 2)
+    share, bound = lca_share(_FakeRun(), epochs=1)
+    assert share == pytest.approx(0.20 / 0.30)  # the shared head is in neither sum
+    assert bound == pytest.approx((0.02 * (1 - 2 / 3) + 0.01 * 2 / 3) / 0.30)
+    share, bound = lca_share(_FakeRun(), epochs=5)  # fewer epochs trained than asked: all of them
+    assert share == pytest.approx(8.70 / 17.55)
