@@ -14,8 +14,7 @@ import pytest
 import lca_toolkit
 from lca_toolkit import records, sinks
 from lca_toolkit.errors import RecordError, StoreError
-from lca_toolkit.store import RunWriter, check_writable, nearest_existing
-from lca_toolkit.store import _fs, _validate
+from lca_toolkit.store import RunWriter, _fs, _validate, check_writable, nearest_existing
 from lca_toolkit.store._layout import StoreLayout
 
 STORE_DIR = Path(lca_toolkit.__file__).parent / "store"
