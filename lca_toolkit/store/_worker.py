@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import RecordError, StoreError
 from ._file import Batch, StoreFile
 from ._records import LcaRecord, StepBlock
 
@@ -253,6 +253,8 @@ class StoreWorker:
             case Truncate(last_step, last_epoch, allow_gaps):
                 try:
                     self._file.truncate(last_step, last_epoch, allow_gaps=allow_gaps)
+                except RecordError:
+                    raise  # a checkpoint the store cannot honour; the store is unchanged
                 except StoreError as err:
                     self.error = err
                     raise

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from zarr.storage import LocalStore
 
-from lca_toolkit.errors import StoreError
+from lca_toolkit.errors import RecordError, StoreError
 from lca_toolkit.records import StepBlock
 from lca_toolkit.store import open_run
 from lca_toolkit.store._file import StoreFile
@@ -131,3 +131,15 @@ def test_a_failed_commit_is_kept_reported_once_and_fails_the_run(tmp_path, monke
     run = open_run(path)
     assert run.steps()["step"].tolist() == [1, 2]
     assert run.status == "failed" and "No space left" in run.attrs["status_reason"]
+
+
+def test_a_refused_truncation_is_not_kept_as_a_write_failure(tmp_path):
+    path = tmp_path / "run.zarr"
+    w = start(path)
+    w.put(AppendSteps(block(1, 2)))
+    with pytest.raises(RecordError, match="never committed"):
+        w.call(Truncate(5, None, False))
+    assert w.error is None
+    w.put(AppendSteps(block(3, 1)))
+    w.call(Finish("finished", None))
+    assert open_run(path).steps()["step"].tolist() == [1, 2, 3]
