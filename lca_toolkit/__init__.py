@@ -21,10 +21,13 @@ from .errors import (
 from .groups import ParamGroups
 from .lca import LcaConfig, LcaEngine, LcaResult
 from .quadrature import AdaptiveOptions
-from .store import LcaRecord, Run, Runs, RunWriter, StepBlock, open_run, open_runs
+from .records import LcaRecord, Sink, StepBlock
+from .store import Run, Runs, RunWriter, open_run, open_runs
 from .tracker import Tracker
 
 __version__ = "0.1.0"
+
+RunWriter.default_library_version = __version__  # recorded in every store's library_versions
 
 __all__ = [
     "AdaptiveOptions",
@@ -36,6 +39,7 @@ __all__ = [
     "Run",
     "RunWriter",
     "Runs",
+    "Sink",
     "StepBlock",
     "Tracker",
     "compare_groups",

@@ -1,33 +1,22 @@
 """Where the Tracker sends its rows: the zarr ``RunWriter`` or an in-memory sink.
 
-All implement :class:`Sink`. The in-memory sink keeps everything in Python lists, for notebooks
-and tests that do not need a store on disk; the null sink keeps nothing (ranks other than 0 of a
-distributed run, which must make the same calls as rank 0 but never write).
+All implement :class:`~lca_toolkit.records.Sink` (also importable from here). The in-memory sink
+keeps everything in Python lists, for notebooks and tests that do not need a store on disk; the
+null sink keeps nothing (ranks other than 0 of a distributed run, which must make the same calls
+as rank 0 but never write).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .store._records import LcaRecord, StepBlock
+from .records import LcaRecord, Sink, StepBlock
 
-
-class Sink(Protocol):
-    """What the Tracker needs from a destination for its records."""
-
-    def append_steps(self, block: StepBlock) -> None: ...
-    def append_lca(self, record: LcaRecord) -> None: ...
-    def append_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
-    def write_cumulative_lca(self, arrays: Mapping[str, np.ndarray], at_step: int) -> None: ...
-    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None: ...
-    def update_attrs(self, **attrs: Any) -> None: ...
-    def flush(self) -> None: ...
-    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None: ...
-    def close(self, status: str = "finished", reason: str | None = None) -> None: ...
+__all__ = ["MemorySink", "NullSink", "Sink"]
 
 
 @dataclass

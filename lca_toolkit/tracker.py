@@ -61,8 +61,8 @@ from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
 from .quadrature import AdaptiveOptions
-from .sinks import MemorySink, NullSink, Sink
-from .store._records import LcaRecord, StepBlock
+from .records import LcaRecord, Sink, StepBlock
+from .sinks import MemorySink, NullSink
 
 NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
 """What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""

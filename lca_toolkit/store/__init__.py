@@ -13,13 +13,16 @@ Read (also while the run is writing)::
     run.lca(wide=False)            # long form for seaborn
     open_runs(paths).epochs(with_config=["lr", "seed"])
 
-Layout and names: see :mod:`lca_toolkit.store._schema`.
+Layout and names: see :mod:`lca_toolkit.store._schema`. The writer is three layers: the
+synchronous store file (:mod:`._file`), the background worker (:mod:`._worker`) and the
+``RunWriter`` facade (:mod:`._writer`); file-system probes are in :mod:`._fs`.
 """
 
+from ._fs import check_writable, nearest_existing
 from ._reader import Run, Runs, is_run_store, open_run, open_runs
 from ._records import LcaRecord, StepBlock
 from ._schema import SCHEMA_VERSION
-from ._writer import RunWriter, check_writable, nearest_existing
+from ._writer import RunWriter
 
 __all__ = [
     "SCHEMA_VERSION",
