@@ -11,6 +11,10 @@ per-sample loss over E's batches divided by |E| (exact for an uneven last batch)
 theorem of calculus the LCAs sum to ``L_E(theta_end) - L_E(theta_start)``; what the quadrature
 misses is the residual ``loss_end - loss_start - sum(LCA)``, recorded for every interval.
 
+The quadrature itself is a set of pure functions (:mod:`lca_toolkit.chord`) that ask a callback
+for the gradient at a node of the chord; this module owns the buffers, the gradient passes over E
+and the per-group sums.
+
 Error estimate (``error_by_group``, per interval and group): the rule's LCA minus a cruder
 estimate on the same nodes, so it costs no gradient pass. Simpson is compared with the composite
 trapezoid on its nodes 0, 1/2, 1 (weights 1/4, 1/2, 1/4), Lobatto-4 with the composite trapezoid
@@ -61,7 +65,9 @@ evaluated on float32 copies), with autocast disabled; group sums are float64.
 Memory: between intervals the engine holds 2 parameter-sized buffers (snapshot, endpoint gradient).
 During a measurement it holds about 5 (chord direction, weighted-gradient accumulator, node
 parameters, their gradient, the new endpoint gradient) plus one evaluation batch of activations;
-the adaptive rule one more. It never keeps a per-step history of parameters.
+the adaptive rule one more. The direction and the accumulator are made in place in the snapshot's
+and the endpoint gradient's buffers (:meth:`LcaEngine._interval_buffers`). It never keeps a
+per-step history of parameters.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ from .chord import ChordIntegral, integrate
 from .errors import LcaError
 from .groups import ParamGroups
 from .lca_config import BN_POLICIES, BnPolicy, LcaConfig
+from .lca_result import LcaResult, reduce_lca
 
 __all__ = [
     "BN_GROUP",
@@ -95,37 +102,6 @@ __all__ = [
 BN_GROUP = "bn_buffers"
 
 LossFn = Callable[[nn.Module, Any], Tensor]
-
-
-@dataclass
-class LcaResult:
-    """One interval's LCA, still on the model's device (float64 unless stated).
-
-    Attributes:
-        start_step, end_step: the interval covers optimizer steps ``start_step < step <= end_step``
-            (state ``end_step`` is the parameters after ``end_step`` optimizer steps).
-        by_group: (G,) summed LCA per group, negative = helped.
-        abs_by_group: (G,) summed |LCA| per group.
-        error_by_group: (G,) estimated quadrature error of each group's LCA, >= 0: the absolute
-            difference to a cruder estimate on the same nodes (see the module docstring).
-        helped, hurt: (G,) int64 counts of scalar parameters with LCA < 0 and > 0.
-        by_tensor: (T,) summed LCA per tensor, or None when not asked for.
-        loss_start, loss_end, residual: 0-d; residual = loss_end - loss_start - by_group.sum().
-        passes: gradient passes over E used for this interval.
-    """
-
-    start_step: int
-    end_step: int
-    by_group: Tensor
-    abs_by_group: Tensor
-    error_by_group: Tensor
-    helped: Tensor
-    hurt: Tensor
-    by_tensor: Tensor | None
-    loss_start: Tensor
-    loss_end: Tensor
-    residual: Tensor
-    passes: int
 
 
 @dataclass(frozen=True)
@@ -503,41 +479,17 @@ class LcaEngine:
         end_step: int,
         passes: int,
     ) -> LcaResult:
-        """Per-group sums of ``integral.scale * lca``, of its absolute value and sign counts, in
-        float64.
-
-        ``integral.scale`` is a positive common factor not yet applied to ``lca``. The signed
-        error estimate per tensor (:meth:`ChordIntegral.error_by_tensor`) is summed per group,
-        then made absolute, so differences of opposite sign within a group cancel as they do in
-        the LCA.
-        """
-        scale, loss_end = integral.scale, integral.loss_end
-        n_groups = len(self.group_names)
-        sums = torch.stack([t.sum(dtype=torch.float64) for t in lca]) * scale
-        abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64)) * scale
-        helped = torch.stack([(t < 0).sum() for t in lca])
-        hurt = torch.stack([(t > 0).sum() for t in lca])
-        gi = self._group_index
-
-        def by_group(values: Tensor) -> Tensor:
-            return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(
-                0, gi, values
-            )
-
-        group_sums = by_group(sums)
-        return LcaResult(
+        """The interval's :class:`LcaResult` from its per-parameter LCA (see :func:`reduce_lca`)."""
+        return reduce_lca(
+            lca,
+            integral,
+            self._group_index,
+            len(self.group_names),
             start_step=self.start_step,
             end_step=end_step,
-            by_group=group_sums,
-            abs_by_group=by_group(abs_sums),
-            error_by_group=by_group(integral.error_by_tensor(sums)).abs(),
-            helped=by_group(helped),
-            hurt=by_group(hurt),
-            by_tensor=sums if self.config.per_tensor else None,
             loss_start=loss_start,
-            loss_end=loss_end,
-            residual=loss_end - loss_start - group_sums.sum(),
             passes=passes,
+            per_tensor=self.config.per_tensor,
         )
 
     # ----------------------------------------------------------------------------- state
