@@ -2,7 +2,7 @@
 
 Step-k LCA needs ``integral_0^1 g(s) ds`` with ``g(s)`` the gradient of the summed loss over the
 evaluation subset E at ``theta_start + s D`` (``D = theta_end - theta_start``). The functions here
-know nothing of models, batches or devices: they ask a callback ``grad_at(s)`` for the loss sum
+know nothing of models or batches: they ask a callback ``grad_at(s)`` for the loss sum
 and the gradient sums (one tensor per parameter tensor) at a node ``s`` in [0, 1], and return the
 weighted gradient, the number of gradient passes and the per-tensor error estimate. The engine
 (:class:`~lca_toolkit.lca.LcaEngine`) owns the buffers and the gradient passes.
