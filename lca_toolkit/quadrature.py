@@ -9,7 +9,8 @@ Lobatto 3.
 
 Exactness (integrand degree, i.e. loss degree minus one): first-order 0, trapezoid 1, Simpson 3,
 Lobatto-4 5. The adaptive rule is composite Simpson whose number of panels doubles (reusing all
-earlier nodes) until the residual is small enough.
+earlier nodes) until the residual is small enough. This module holds the rules' numbers; applying
+them to the chord's gradients is :mod:`lca_toolkit.chord`.
 
 Error estimates come for free from the same nodes: each fixed rule is paired with a cruder rule on
 its own nodes (:func:`comparison_weights`), and ``|rule - comparison|`` estimates the error of the

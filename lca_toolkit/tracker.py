@@ -91,13 +91,20 @@ class Tracker:
         eval_batches: the fixed evaluation subset E as a re-iterable collection of batches (same
             order every time, no augmentation). Needed for LCA. :meth:`set_eval_batches` changes
             it between intervals (e.g. the samples of each epoch).
-        lca_every: k; ``None`` turns LCA off.
+        lca: how LCA is measured, as one :class:`LcaConfig` (its ``every`` is k); ``None`` (and
+            no ``lca_every``) turns LCA off. Stored whole in the store's config
+            (``tracker.lca``, :meth:`LcaConfig.as_record`).
+        lca_every: k, a shorthand for ``lca=LcaConfig(every=k, ...)`` built from the keywords
+            below, which are ignored without it. Giving ``lca`` and any of these keywords is an
+            error.
         quadrature: ``simpson`` (default) | ``trapezoid`` | ``lobatto4`` | ``adaptive`` | ``first_order``.
         rel_tol, abs_tol, max_panels: stopping rule of the adaptive rule.
         bn_policy: ``interpolate`` (default) | ``train`` | ``none``; see :mod:`lca_toolkit.lca`.
         per_tensor: also store LCA per parameter tensor (``lca/by_tensor``).
         cumulative: also store cumulative per-parameter LCA arrays (one extra float64 copy of the
             parameters on the device).
+        (``None`` for any of the keywords from ``quadrature`` on means the :class:`LcaConfig`
+        default.)
         record_update_norm: record ``||theta_after - theta_before||`` per group (keeps one
             parameter-sized buffer; needs ``optimizer``).
         config: extra run configuration stored in the store's attrs (JSON-serialisable).
@@ -117,14 +124,15 @@ class Tracker:
         optimizer: torch.optim.Optimizer | None = None,
         loss_fn: LossFn | None = None,
         eval_batches: Iterable[Any] | None = None,
+        lca: LcaConfig | None = None,
         lca_every: int | None = None,
-        quadrature: str = "simpson",
-        rel_tol: float = AdaptiveOptions.rel_tol,
-        abs_tol: float = AdaptiveOptions.abs_tol,
-        max_panels: int = AdaptiveOptions.max_panels,
-        bn_policy: str = "interpolate",
-        per_tensor: bool = False,
-        cumulative: bool = False,
+        quadrature: str | None = None,
+        rel_tol: float | None = None,
+        abs_tol: float | None = None,
+        max_panels: int | None = None,
+        bn_policy: str | None = None,
+        per_tensor: bool | None = None,
+        cumulative: bool | None = None,
         record_update_norm: bool = True,
         config: Mapping[str, Any] | None = None,
         store_mode: str = "create",
@@ -166,13 +174,17 @@ class Tracker:
         self._members = [np.flatnonzero(group_index == j) for j in range(self._n_param_groups)]
 
         self.engine: LcaEngine | None = None
-        if lca_every is not None:
+        if lca is not None or lca_every is not None:
             if loss_fn is None or eval_batches is None:
-                raise TrackerError("lca_every needs loss_fn= and eval_batches= (the subset E)")
-            lca_config = LcaConfig(
-                every=lca_every,
+                asked = "lca_every" if lca is None else "lca"
+                raise TrackerError(f"{asked} needs loss_fn= and eval_batches= (the subset E)")
+            lca_config = _lca_config(
+                lca,
+                lca_every=lca_every,
                 quadrature=quadrature,
-                adaptive=AdaptiveOptions(rel_tol=rel_tol, abs_tol=abs_tol, max_panels=max_panels),
+                rel_tol=rel_tol,
+                abs_tol=abs_tol,
+                max_panels=max_panels,
                 bn_policy=bn_policy,
                 per_tensor=per_tensor,
                 cumulative=cumulative,
@@ -222,17 +234,7 @@ class Tracker:
             return NullSink(self.group_names)
         if not isinstance(store, (str, os.PathLike)):
             return store
-        lca_cfg = None
-        if self.engine is not None:
-            c = self.engine.config
-            lca_cfg = {
-                "every": c.every,
-                "quadrature": c.quadrature,
-                "rel_tol": c.adaptive.rel_tol,
-                "abs_tol": c.adaptive.abs_tol,
-                "max_panels": c.adaptive.max_panels,
-                "bn_policy": c.bn_policy,
-            }
+        lca_cfg = None if self.engine is None else self.engine.config.as_record()
         run_config = {
             "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
             **dict(config or {}),
@@ -529,6 +531,29 @@ class Tracker:
             self.close("interrupted", reason="KeyboardInterrupt")
         else:
             self.close("failed", reason=f"{exc_type.__name__}: {exc}")
+
+
+def _lca_config(lca: LcaConfig | None, *, lca_every: int | None, **options: Any) -> LcaConfig:
+    """The run's LCA configuration: ``lca`` as given, or one built from the flat keywords.
+
+    Both at once would leave two sources for one setting, so that is an error naming the flat
+    keywords given. A flat option left at ``None`` takes the :class:`LcaConfig` default.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    if lca is not None:
+        if not isinstance(lca, LcaConfig):
+            raise TrackerError(f"lca must be an LcaConfig, got {type(lca).__name__}: {lca!r}")
+        flat = (["lca_every"] if lca_every is not None else []) + sorted(given)
+        if flat:
+            raise TrackerError(
+                f"Tracker got lca= and the flat LCA keyword(s) {', '.join(flat)}; give one or "
+                "the other: put them into the LcaConfig (e.g. LcaConfig(every=k, "
+                "quadrature=..., adaptive=AdaptiveOptions(rel_tol=...)))"
+            )
+        return lca
+    adaptive_keys = ("rel_tol", "abs_tol", "max_panels")
+    adaptive = AdaptiveOptions(**{k: given.pop(k) for k in adaptive_keys if k in given})
+    return LcaConfig(every=lca_every, adaptive=adaptive, **given)
 
 
 def _to_record(result: LcaResult) -> LcaRecord:

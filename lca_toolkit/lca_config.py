@@ -1,0 +1,85 @@
+"""How LCA is measured: one frozen dataclass, validated on construction, stored whole in a run.
+
+A run store keeps the configuration in its ``config`` attribute under ``tracker.lca`` as a flat
+JSON object (:meth:`LcaConfig.as_record`): the adaptive options are flattened to ``rel_tol``,
+``abs_tol`` and ``max_panels`` beside the other fields, the layout readers of older stores
+already know. :meth:`LcaConfig.from_record` reads it back, older stores included (they lack
+``per_tensor`` and ``cumulative``, which then take their defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import LcaError
+from .quadrature import RULE_NAMES, AdaptiveOptions
+
+BnPolicy = Literal["interpolate", "train", "none"]
+BN_POLICIES: tuple[str, ...] = ("interpolate", "train", "none")
+
+_ADAPTIVE_FIELDS: tuple[str, ...] = ("rel_tol", "abs_tol", "max_panels")
+
+
+@dataclass(frozen=True)
+class LcaConfig:
+    """How LCA is measured.
+
+    Attributes:
+        every: k, the number of optimizer steps between snapshots.
+        quadrature: ``first_order`` | ``trapezoid`` | ``simpson`` | ``lobatto4`` | ``adaptive``.
+        adaptive: tolerances and panel cap of the adaptive rule.
+        bn_policy: ``interpolate`` | ``train`` | ``none`` (see :mod:`lca_toolkit.lca`).
+        per_tensor: also record the LCA summed per parameter tensor (per layer).
+        cumulative: keep float64 per-parameter running sums of LCA (one extra parameter-sized
+            float64 buffer) so they can be written to the store.
+    """
+
+    every: int
+    quadrature: str = "simpson"
+    adaptive: AdaptiveOptions = field(default_factory=AdaptiveOptions)
+    bn_policy: str = "interpolate"
+    per_tensor: bool = False
+    cumulative: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, int) or self.every < 1:
+            raise LcaError(f"lca_every must be a positive integer, got {self.every!r}")
+        if self.quadrature not in RULE_NAMES:
+            raise LcaError(
+                f"unknown quadrature {self.quadrature!r}; expected one of {', '.join(RULE_NAMES)}"
+            )
+        if self.bn_policy not in BN_POLICIES:
+            raise LcaError(
+                f"unknown bn_policy {self.bn_policy!r}; expected one of {', '.join(BN_POLICIES)}"
+            )
+
+    def as_record(self) -> dict[str, Any]:
+        """Every field as a flat JSON-serialisable dict (the adaptive options flattened).
+
+        Flat so that the keys stores have always had (``every``, ``quadrature``, ``rel_tol``,
+        ``abs_tol``, ``max_panels``, ``bn_policy``) keep their place and readers keep working.
+        """
+        return {
+            "every": self.every,
+            "quadrature": self.quadrature,
+            "rel_tol": self.adaptive.rel_tol,
+            "abs_tol": self.adaptive.abs_tol,
+            "max_panels": self.adaptive.max_panels,
+            "bn_policy": self.bn_policy,
+            "per_tensor": self.per_tensor,
+            "cumulative": self.cumulative,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> LcaConfig:
+        """The config :meth:`as_record` wrote; missing keys (older stores) take the defaults."""
+        unknown = sorted(set(record) - set(cls(1).as_record()))
+        if unknown:
+            raise LcaError(f"unknown LCA config field(s) {unknown} in {dict(record)!r}")
+        adaptive = AdaptiveOptions(**{k: record[k] for k in _ADAPTIVE_FIELDS if k in record})
+        rest = {k: v for k, v in record.items() if k not in _ADAPTIVE_FIELDS}
+        if "every" not in rest:
+            raise LcaError(f"LCA config record has no 'every': {dict(record)!r}")
+        return cls(adaptive=adaptive, **rest)

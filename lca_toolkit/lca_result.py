@@ -1,0 +1,105 @@
+"""One interval's LCA result, and the pure reduction that makes it from per-parameter LCA.
+
+The engine hands over the per-parameter LCA (one tensor per parameter tensor, still missing a
+positive common factor) and the :class:`~lca_toolkit.chord.ChordIntegral` it came from; the
+reduction sums per tensor in float64, then per group, and counts the parameters that helped and
+hurt. Everything stays on the device: the host sees the numbers once, when they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .chord import ChordIntegral
+
+
+@dataclass
+class LcaResult:
+    """One interval's LCA, still on the model's device (float64 unless stated).
+
+    Attributes:
+        start_step, end_step: the interval covers optimizer steps ``start_step < step <= end_step``
+            (state ``end_step`` is the parameters after ``end_step`` optimizer steps).
+        by_group: (G,) summed LCA per group, negative = helped.
+        abs_by_group: (G,) summed |LCA| per group.
+        error_by_group: (G,) estimated quadrature error of each group's LCA, >= 0: the absolute
+            difference to a cruder estimate on the same nodes (see :mod:`lca_toolkit.lca`).
+        helped, hurt: (G,) int64 counts of scalar parameters with LCA < 0 and > 0.
+        by_tensor: (T,) summed LCA per tensor, or None when not asked for.
+        loss_start, loss_end, residual: 0-d; residual = loss_end - loss_start - by_group.sum().
+        passes: gradient passes over E used for this interval.
+    """
+
+    start_step: int
+    end_step: int
+    by_group: Tensor
+    abs_by_group: Tensor
+    error_by_group: Tensor
+    helped: Tensor
+    hurt: Tensor
+    by_tensor: Tensor | None
+    loss_start: Tensor
+    loss_end: Tensor
+    residual: Tensor
+    passes: int
+
+
+def reduce_lca(
+    lca: Sequence[Tensor],
+    integral: ChordIntegral,
+    group_index: Tensor,
+    n_groups: int,
+    *,
+    start_step: int,
+    end_step: int,
+    loss_start: Tensor,
+    passes: int,
+    per_tensor: bool,
+) -> LcaResult:
+    """Per-group sums of ``integral.scale * lca``, of its absolute value and sign counts, in
+    float64.
+
+    ``integral.scale`` is a positive common factor not yet applied to ``lca``: it multiplies the
+    (T,) per-tensor sums instead, which saves a pass over the parameters and leaves the signs
+    alone. The signed error estimate per tensor (:meth:`ChordIntegral.error_by_tensor`) is summed
+    per group, then made absolute, so differences of opposite sign within a group cancel as they
+    do in the LCA.
+
+    Args:
+        lca: per-parameter LCA before ``integral.scale``, one tensor per entry (T in all).
+        integral: the chord integral the LCA came from (scale, right-end loss, error estimate).
+        group_index: (T,) int64, the group of each tensor, on the tensors' device.
+        n_groups: G.
+        start_step, end_step, loss_start, passes: copied into the result.
+        per_tensor: keep the (T,) per-tensor sums in ``by_tensor``.
+    """
+    scale, loss_end = integral.scale, integral.loss_end
+    sums = torch.stack([t.sum(dtype=torch.float64) for t in lca]) * scale
+    abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64)) * scale
+    helped = torch.stack([(t < 0).sum() for t in lca])
+    hurt = torch.stack([(t > 0).sum() for t in lca])
+
+    def by_group(values: Tensor) -> Tensor:
+        return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(
+            0, group_index, values
+        )
+
+    group_sums = by_group(sums)
+    return LcaResult(
+        start_step=start_step,
+        end_step=end_step,
+        by_group=group_sums,
+        abs_by_group=by_group(abs_sums),
+        error_by_group=by_group(integral.error_by_tensor(sums)).abs(),
+        helped=by_group(helped),
+        hurt=by_group(hurt),
+        by_tensor=sums if per_tensor else None,
+        loss_start=loss_start,
+        loss_end=loss_end,
+        residual=loss_end - loss_start - group_sums.sum(),
+        passes=passes,
+    )
