@@ -12,6 +12,7 @@ from .errors import (
     NonFiniteError,
     RecordError,
     RunMismatchError,
+    RunStateError,
     SchemaVersionError,
     StoreError,
     StoreExistsError,
@@ -21,6 +22,7 @@ from .errors import (
 from .groups import ParamGroups
 from .lca import LcaConfig, LcaEngine, LcaResult
 from .quadrature import AdaptiveOptions
+from .rundir import RunDir, RunState
 from .store import LcaRecord, Run, Runs, RunWriter, StepBlock, open_run, open_runs
 from .tracker import Tracker
 
@@ -34,6 +36,8 @@ __all__ = [
     "LcaResult",
     "LcaRecord",
     "Run",
+    "RunDir",
+    "RunState",
     "RunWriter",
     "Runs",
     "StepBlock",
@@ -49,6 +53,7 @@ __all__ = [
     "ParamGroups",
     "RecordError",
     "RunMismatchError",
+    "RunStateError",
     "SchemaVersionError",
     "StoreError",
     "StoreExistsError",
