@@ -125,6 +125,11 @@ def resumed_config(out: Path, options: dict[str, Any]) -> ExperimentConfig:
         raise click.BadParameter(f"{out} was not written by lca-run mammo", param_hint="--out")
     config = ExperimentConfig.from_dict(stored)
     own = stored_options(config)
+    options = dict(options)
+    if (
+        options.get("manifest") is not None
+    ):  # as build_config reads it: a manifest means --data manifest
+        options["data_kind"] = "manifest"
     differing = [
         name
         for name in given
