@@ -444,7 +444,13 @@ def main() -> None:
     required=True,
     help="Run store to write (.zarr).",
 )
-@click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a stopped run from its last checkpoint with its own settings: options of the "
+    "command that started it may be repeated, only device, workers, max-steps and "
+    "checkpoint-every may change.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(
     "--figures",
