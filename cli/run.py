@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from cli._resume import resumed_config
 from lca_toolkit import LcaToolkitError, StoreError, distributed
 from lca_toolkit.job import JobError, load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
@@ -35,6 +36,7 @@ from mammo_models.training import (
     summary_lines,
 )
 from mammo_models.training.checkpoint import CheckpointNotFoundError
+from mammo_models.training.config import run_dir as mammo_run_dir
 from mammo_models.training.sweep import SWEEP_KINDS, SweepSpec, parse_seeds, run_sweep
 
 EXPECTED_ERRORS = (
@@ -409,60 +411,13 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
     )
 
 
-RESUME_OPTIONS = {
-    "device": "device",
-    "workers": "num_workers",
-    "max_steps": "max_steps",
-    "checkpoint_every": "checkpoint_every",
-}
-
-
-def resumed_config(out: Path, options: dict[str, Any]) -> ExperimentConfig:
-    """The run's own settings, read from its store; only device, workers, max-steps and
-    checkpoint-every may be given again."""
-    from dataclasses import replace
-
-    from lca_toolkit import open_run
-
-    ctx = click.get_current_context()
-    given = [
-        name
-        for name in [*options, "seed"]
-        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-        and name not in RESUME_OPTIONS
-    ]
-    if given:
-        rename = {"variant": "model", "data_kind": "data"}
-        flags = ", ".join("--" + rename.get(name, name).replace("_", "-") for name in given)
-        raise click.BadParameter(
-            f"--resume continues the run with its own settings; do not pass {flags}",
-            param_hint="--resume",
-        )
-    stored = open_run(out).config.get("experiment")
-    if not stored:
-        raise click.BadParameter(f"{out} was not written by lca-run mammo", param_hint="--out")
-    config = ExperimentConfig.from_dict(stored)
-    changes = {
-        field: options[name]
-        for name, field in RESUME_OPTIONS.items()
-        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-    }
-    return replace(config, out=out, **changes)
-
-
 def _replace_store(out: Path) -> None:
-    import shutil
-
-    from lca_toolkit.store import is_run_store
-
-    if out.exists():
-        if not (is_run_store(out) or (out.is_dir() and not any(out.iterdir()))):
-            raise click.BadParameter(
-                f"--overwrite: {out} is not a run store; refusing to delete it", param_hint="--out"
-            )
-        shutil.rmtree(out)
-    shutil.rmtree(Path(f"{out}.ckpt"), ignore_errors=True)
-    shutil.rmtree(Path(f"{out}.blend"), ignore_errors=True)  # Gradient Blending estimation runs
+    run_dir = mammo_run_dir(out)  # the store, its checkpoints and Gradient Blending runs
+    if not run_dir.removable():
+        raise click.BadParameter(
+            f"--overwrite: {out} is not a run store; refusing to delete it", param_hint="--out"
+        )
+    run_dir.remove()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -489,7 +444,13 @@ def main() -> None:
     required=True,
     help="Run store to write (.zarr).",
 )
-@click.option("--resume", is_flag=True, help="Continue a stopped run from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a stopped run from its last checkpoint with its own settings: options of the "
+    "command that started it may be repeated, only device, workers, max-steps and "
+    "checkpoint-every may change.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(
     "--figures",
@@ -524,7 +485,7 @@ def mammo(
         )
     check_output(out, resume=resume, overwrite=overwrite)
     if resume:
-        config = resumed_config(out, options)
+        config = resumed_config(out, {**options, "seed": seed})
     else:
         config = build_config(out, seed, **options)
     if overwrite:

@@ -12,6 +12,7 @@ from .errors import (
     NonFiniteError,
     RecordError,
     RunMismatchError,
+    RunStateError,
     SchemaVersionError,
     StoreError,
     StoreExistsError,
@@ -22,6 +23,7 @@ from .groups import ParamGroups
 from .lca import LcaConfig, LcaEngine, LcaResult
 from .quadrature import AdaptiveOptions
 from .records import LcaRecord, Sink, StepBlock
+from .rundir import RunDir, RunState
 from .store import Run, Runs, RunWriter, open_run, open_runs
 from .tracker import Tracker
 
@@ -37,6 +39,8 @@ __all__ = [
     "LcaResult",
     "LcaRecord",
     "Run",
+    "RunDir",
+    "RunState",
     "RunWriter",
     "Runs",
     "Sink",
@@ -53,6 +57,7 @@ __all__ = [
     "ParamGroups",
     "RecordError",
     "RunMismatchError",
+    "RunStateError",
     "SchemaVersionError",
     "StoreError",
     "StoreExistsError",

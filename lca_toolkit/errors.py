@@ -54,3 +54,7 @@ class RecordError(StoreError, ValueError):
     A step that repeats or goes back behind the last stored step is one of these: a duplicate
     would corrupt the series.
     """
+
+
+class RunStateError(LcaToolkitError, OSError):
+    """The resumable state of a run (``<store>.ckpt/last.pt``) is missing or cannot be read."""

@@ -43,9 +43,9 @@ from torch import Tensor, nn
 
 from . import distributed
 from ._batches import move_to
-from .checkpoint import save_atomic
 from .errors import LcaToolkitError
 from .groups import ParamGroups
+from .rundir import RunDir, restore_rng, rng_states
 from .tracker import Tracker
 
 
@@ -151,7 +151,8 @@ def run_job(
         progress: called as ``progress(epoch, step, loss)`` after every epoch.
     """
     store = Path(store)
-    ckpt = Path(f"{store}.ckpt") / "last.pt"
+    run_dir = RunDir(store)
+    ckpt = run_dir.last
     if lca_every is not None and job.eval_batches is None:
         raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
     device = next(job.model.parameters()).device
@@ -177,7 +178,7 @@ def run_job(
             if not ckpt.is_file():
                 raise JobError(f"--resume: no checkpoint at {ckpt}")
             # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            state = run_dir.load_resumable(map_location="cpu")
             try:
                 job.model.load_state_dict(state["model"])
                 job.optimizer.load_state_dict(state["optimizer"])
@@ -186,9 +187,7 @@ def run_job(
                 raise JobError(
                     f"--resume: {ckpt} does not fit this job: {str(exc).splitlines()[0]}"
                 ) from None
-            torch.set_rng_state(state["rng"])
-            if state.get("rng_cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            restore_rng(state["rng"], state.get("rng_cuda"))
             start_epoch = state["epoch"]
         loss_value = math.nan
         for epoch in range(start_epoch, job.epochs):
@@ -211,12 +210,11 @@ def run_job(
                 "model": job.model.state_dict(),
                 "optimizer": job.optimizer.state_dict(),
                 "tracker": tracker.state_dict(),
-                "rng": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "epoch": epoch + 1,
             }
+            rng, rng_cuda = rng_states()
+            state.update(rng=rng, rng_cuda=rng_cuda, epoch=epoch + 1)
             if distributed.is_main():
-                save_atomic(state, ckpt)
+                run_dir.save_resumable(state)
             if progress is not None and distributed.is_main():
                 progress(epoch, tracker.step, loss_value)
     return JobResult(store=store, steps=tracker.step, epochs=job.epochs, final_loss=loss_value)

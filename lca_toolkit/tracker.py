@@ -470,6 +470,24 @@ class Tracker:
         self._transfer_rows()
         self.sink.flush()
 
+    def update_attrs(self, **attrs: Any) -> None:
+        """Store run-level attributes (JSON-serialisable) beside the records, e.g. the results."""
+        self.sink.update_attrs(**attrs)
+
+    def write_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        """Store a table of the run (one 1-D array per column), e.g. the test predictions."""
+        self.sink.write_table(name, columns)
+
+    def restart(self) -> None:
+        """Start an unfinished run again at step 0: drop the rows an earlier attempt stored.
+
+        For a resumed store that has no checkpoint to continue from; only before the first step.
+        """
+        self._check_open()
+        if self.step:
+            raise TrackerError(f"restart() is for a tracker at step 0, this one is at {self.step}")
+        self.sink.truncate(last_step=0, last_epoch=-1)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs; flushes the store so it agrees with the checkpoint."""
         self._check_open()

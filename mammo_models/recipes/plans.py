@@ -23,6 +23,7 @@ from pathlib import Path
 from lca_toolkit import open_run
 
 from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
+from ..training.config import run_dir
 from ..training.sweep import SweepSpec, plan_sweep
 from .settings import RecipeSettings, RunSpec
 
@@ -152,7 +153,7 @@ def _row_run(s: RecipeSettings, folder: str, row: str, seed: int) -> RunSpec:
         return RunSpec(name, _fixed(cfg), cost=COST[row])
     if row == "pretraining":
         cc, mlo = (table_run_name(folder, v, seed) for v in ("uni_cc", "uni_mlo"))
-        best = tuple(Path(f"{s.root / n}.zarr.ckpt") / "best.pt" for n in (cc, mlo))
+        best = tuple(run_dir(s.root / f"{n}.zarr").best for n in (cc, mlo))
         regs = RegularizerConfig(pretrained=best)  # type: ignore[arg-type]
         cfg = s.config(name, regularizer=row, regularizers=regs, **fields)
         return RunSpec(name, _fixed(cfg), needs=(cc, mlo), cost=COST[row])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -25,8 +24,7 @@ from typing import Any
 
 import torch
 
-from lca_toolkit import open_run
-from lca_toolkit.store import is_run_store
+from lca_toolkit import RunState, open_run
 
 from ..training import Experiment, ExperimentConfig
 from ..training.experiment import RESUME_MAY_CHANGE
@@ -57,31 +55,22 @@ def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
     return got == wanted
 
 
-def store_state(config: ExperimentConfig) -> str:
-    """``finished`` (same settings, done), ``resumable``, ``stale`` (remove) or ``missing``."""
-    out = Path(config.out)
-    if not out.exists():
-        return "missing"
-    if not is_run_store(out):
-        return "stale"
-    try:
-        run = open_run(out)
-        stored = run.config.get("experiment", {})
-    except Exception:  # noqa: BLE001 - an unreadable store is trained again
-        return "stale"
-    if not _same_settings(stored, config):
-        return "stale"
-    if run.status == "finished" and "results" in run.attrs:
-        return "finished"
-    return "resumable" if (config.checkpoint_dir / "last.pt").is_file() else "stale"
+def store_state(config: ExperimentConfig) -> RunState:
+    """``finished`` (same settings, done), ``resumable``, ``stale`` (remove) or ``missing``.
+
+    See :meth:`lca_toolkit.RunDir.state`; a finished run is complete once it holds its results.
+    """
+    return config.run_dir.state(
+        lambda run: _same_settings(run.config.get("experiment", {}), config),
+        lambda run: "results" in run.attrs,
+    )
 
 
 def _remove(config: ExperimentConfig) -> None:
-    out = Path(config.out)
-    if out.exists() and not is_run_store(out) and any(out.iterdir()):
-        raise ValueError(f"{out} is in the way of a recipe run and is not a run store")
-    for path in (out, config.checkpoint_dir, Path(f"{out}.blend")):
-        shutil.rmtree(path, ignore_errors=True)
+    run_dir = config.run_dir
+    if not run_dir.removable():
+        raise ValueError(f"{run_dir.store} is in the way of a recipe run and is not a run store")
+    run_dir.remove()
 
 
 def train_one(config: ExperimentConfig, resume: bool, threads: int) -> tuple[float, float]:

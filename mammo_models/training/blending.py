@@ -15,24 +15,22 @@ other is replaced.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lca_toolkit import open_run
-from lca_toolkit.store import is_run_store
 
 from ..regularizers import HeadMetrics, average_blend_weights, estimate_blend_weights
-from .config import ExperimentConfig, RecordConfig, RegularizerConfig
+from .config import BLEND_SIDE, ExperimentConfig, RecordConfig, RegularizerConfig
 
 HEAD_VARIANTS: dict[str, str] = {"joint": "joint", "cc": "uni_cc", "mlo": "uni_mlo"}
 
 
 def estimation_configs(config: ExperimentConfig) -> dict[str, ExperimentConfig]:
     """The three estimation runs of a Gradient Blending experiment, by head."""
-    root = Path(f"{config.out}.blend")
+    root = config.run_dir.side(BLEND_SIDE)
     base = replace(
         config,
         regularizer="none",
@@ -78,12 +76,13 @@ def weights_from_epochs(
 
 def _finished_with(cfg: ExperimentConfig) -> bool:
     """A finished estimation run of exactly these settings (so a resumed run gets the same weights)."""
-    if not is_run_store(cfg.out):
-        return False
-    run = open_run(cfg.out)
-    stored = run.config.get("experiment", {})
     wanted = cfg.to_dict()
-    return run.status == "finished" and {k: stored.get(k) for k in wanted} == wanted
+
+    def same(run: Any) -> bool:
+        stored = run.config.get("experiment", {})
+        return {k: stored.get(k) for k in wanted} == wanted
+
+    return cfg.run_dir.state(same) == "finished"
 
 
 def estimate_by_training(
@@ -100,8 +99,7 @@ def estimate_by_training(
     for head, cfg in estimation_configs(config).items():
         done = _finished_with(cfg)
         if not done and Path(cfg.out).exists():  # a run of other settings or an unfinished one
-            shutil.rmtree(cfg.out)
-            shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
+            cfg.run_dir.remove(owned=True)
         if not done:
             echo(
                 f"gradient blending: estimation run for the {head} head ({cfg.variant}, {cfg.n_epochs} epochs)"

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from lca_toolkit import RunDir
+
 from ..data.synthetic import TESTBEDS
 from ..variants import VARIANTS
 
@@ -21,6 +23,15 @@ REGULARIZERS: tuple[str, ...] = (
     "split_lr",
     "gradient_blending",
 )
+
+
+BLEND_SIDE = "blend"
+"""The side folder ``<out>.blend`` of a run: its Gradient Blending estimation runs."""
+
+
+def run_dir(out: str | Path) -> RunDir:
+    """The files of the mammography run whose store is ``out`` (with its blending side folder)."""
+    return RunDir(Path(out), sides=(BLEND_SIDE,))
 
 
 LCA_SETS: tuple[str, ...] = ("fixed-train", "epoch", "val")
@@ -279,8 +290,13 @@ class ExperimentConfig:
         )
 
     @property
+    def run_dir(self) -> RunDir:
+        """The run's files: store, checkpoints, blending side folder."""
+        return run_dir(self.out)
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return Path(f"{self.out}.ckpt")
+        return self.run_dir.checkpoint_dir
 
     def with_(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (validated again)."""

@@ -37,6 +37,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lca_toolkit import Tracker, distributed, open_run
+from lca_toolkit.rundir import restore_rng, rng_states
 from lca_toolkit.store import check_writable, nearest_existing
 
 from ..losses import per_sample_loss
@@ -178,7 +179,8 @@ class Experiment:
 
     # ----------------------------------------------------------------------------- building
     def _check_paths(self) -> None:
-        out, ckpt = Path(self.config.out), self.config.checkpoint_dir
+        run_dir = self.config.run_dir
+        out, ckpt = run_dir.store, run_dir.checkpoint_dir
         check_writable(out)  # before any data is read: a read-only --out fails at once
         check_writable(ckpt)
         if self.resume:
@@ -186,13 +188,13 @@ class Experiment:
                 raise ResumeError(
                     f"--resume: no run store at {out}; start the run without --resume"
                 )
-            if not (ckpt / "last.pt").is_file():
+            if not run_dir.last.is_file():
                 # Stopped before its first checkpoint: start again at step 0 in the same store.
                 self.echo("no checkpoint was written before the run stopped: starting at step 0")
-                shutil.rmtree(ckpt, ignore_errors=True)
+                run_dir.remove_checkpoints()
                 self.restart = True
         elif ckpt.exists() and not out.exists():
-            shutil.rmtree(ckpt, ignore_errors=True)  # leftovers of a run whose store was deleted
+            run_dir.remove_checkpoints()  # leftovers of a run whose store was deleted
 
     def _build_model(self, run_data: RunData) -> torch.nn.Module:
         c, r = self.config, self.config.regularizers
@@ -286,7 +288,7 @@ class Experiment:
         )
         with tracker:
             if c.data.skip_bad_images:
-                tracker.sink.update_attrs(bad_images_skipped=len(skipped), bad_images=skipped[:100])
+                tracker.update_attrs(bad_images_skipped=len(skipped), bad_images=skipped[:100])
             result = self._train_and_test(run_data, model, optimizer, tracker, state)
         return result
 
@@ -297,7 +299,7 @@ class Experiment:
             return None
         c = self.config
         # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
-        state = checkpoint.load(c.checkpoint_dir / "last.pt", map_location="cpu")
+        state = c.run_dir.load_resumable(map_location="cpu")
         check_resumable(state.get("config", {}), c)
         return state
 
@@ -315,10 +317,9 @@ class Experiment:
 
     def _run_estimation(self, config: ExperimentConfig) -> RunResult:
         """One Gradient Blending estimation run (resumed if it was interrupted)."""
-        resume = Path(config.out).exists() and (config.checkpoint_dir / "last.pt").is_file()
         return Experiment(
             config,
-            resume=resume,
+            resume=config.run_dir.can_resume(),
             progress=self.progress,
             echo=self.echo,
             train_subset_metrics=True,
@@ -344,12 +345,11 @@ class Experiment:
             "start": start,
             "accumulator": acc.state_dict(),
             "best": best,
-            "rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "config": self.config.to_dict(),
         }
+        state["rng_torch"], state["rng_cuda"] = rng_states()
+        state["config"] = self.config.to_dict()
         if distributed.is_main():
-            checkpoint.save_atomic(state, self.config.checkpoint_dir / "last.pt")
+            checkpoint.save_atomic(state, self.config.run_dir.last)
 
     def _train_and_test(
         self, run_data: RunData, model, optimizer, tracker: Tracker, state: dict[str, Any] | None
@@ -361,7 +361,7 @@ class Experiment:
         best = {"epoch": -1, "val_auc": -math.inf}
         epoch, start = 0, 0
         if self.restart:
-            tracker.sink.truncate(last_step=0, last_epoch=-1)
+            tracker.restart()
         elif state is not None:
             try:
                 model.load_state_dict(state["model"])
@@ -369,15 +369,13 @@ class Experiment:
                 tracker.load_state_dict(state["tracker"])
             except (RuntimeError, KeyError, ValueError) as exc:
                 raise ResumeError(
-                    f"--resume: {c.checkpoint_dir / 'last.pt'} does not fit this model: "
+                    f"--resume: {c.run_dir.last} does not fit this model: "
                     f"{str(exc).splitlines()[0]}"
                 ) from None
             epoch, start, best = state["epoch"], state["start"], state["best"]
             if distributed.is_main():  # it holds every rank's predictions of the epoch so far
                 acc.load_state_dict(state["accumulator"], self.device)
-            torch.set_rng_state(state["rng_torch"].cpu())
-            if state["rng_cuda"] is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+            restore_rng(state["rng_torch"], state["rng_cuda"])
             self.echo(f"resuming at epoch {epoch}, step {tracker.step}")
         bar = tqdm(
             total=n_epochs * steps_per_epoch,
@@ -443,7 +441,7 @@ class Experiment:
                 best = {"epoch": epoch, "val_auc": val.auc}
                 checkpoint.save_atomic(
                     {"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc},
-                    c.checkpoint_dir / "best.pt",
+                    c.run_dir.best,
                 )
             if partial:
                 epoch += 1
@@ -467,9 +465,8 @@ class Experiment:
             return RunResult(
                 Path(c.out), tracker.step, epochs, -1, nan, nan, nan, c.train_preset.tta
             )
-        best_path = c.checkpoint_dir / "best.pt"
-        if best_path.is_file():
-            model.load_state_dict(checkpoint.load(best_path, map_location=self.device)["model"])
+        if c.run_dir.best.is_file():
+            model.load_state_dict(c.run_dir.load_best(map_location=self.device)["model"])
         else:
             self.notes.append("no epoch had a defined validation AUC: testing the last weights")
         tp = c.train_preset
@@ -488,8 +485,8 @@ class Experiment:
             "n_test": len(predictions),
             "notes": self.notes,
         }
-        tracker.sink.update_attrs(results=results)
-        tracker.sink.write_table(
+        tracker.update_attrs(results=results)
+        tracker.write_table(
             "test_predictions",
             {
                 "index": predictions["index"].to_numpy(np.int64),
@@ -500,7 +497,7 @@ class Experiment:
             },
         )
         tracker.flush()
-        share, residual = lca_summary(open_run(tracker.sink.path))
+        share, residual = lca_summary(open_run(c.out))
         return RunResult(
             out=Path(c.out),
             steps=tracker.step,

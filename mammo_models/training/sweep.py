@@ -141,7 +141,7 @@ def run_sweep(
     for i, (name, cfg, settings) in enumerate(plan, 1):
         status = _status(cfg.out)
         if status != "finished":
-            resumable = status != "pending" and (cfg.checkpoint_dir / "last.pt").is_file()
+            resumable = cfg.run_dir.can_resume()
             echo(
                 f"[{i}/{len(plan)}] {name}: "
                 + ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items())

@@ -1,0 +1,104 @@
+"""`lca-run mammo ... --resume`: the command that started a run, run again with --resume added."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli._resume import stored_options
+from cli.run import build_config, main
+from lca_toolkit import open_run
+
+
+def lca_run(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with a hash of its bytes (what "nothing changed" means)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_same_command_with_resume_added_continues_the_run(tmp_path):
+    synth, out = tmp_path / "synthetic", tmp_path / "runs" / "run.zarr"
+    command = (
+        "mammo",
+        *("--preset", "tiny", "--quiet", "--synthetic-root", synth, "--out", out),
+        *("--model", "uni_cc", "--no-lca", "--epochs", "1", "--lr", "1e-3", "--seed", "0"),
+        *("--max-steps", "2", "--device", "cpu"),
+    )
+    code, text = lca_run(*command)
+    assert code == 0, text
+    before = snapshot(tmp_path / "runs")
+
+    # A setting that differs: refused, naming the option and both values, nothing written.
+    changed = [("1e-2" if a == "1e-3" else a) for a in command]
+    code, text = lca_run(*changed, "--resume")
+    assert code == 2
+    assert f"--lr: the run at {out} was trained with 0.001, this command says 0.01" in text
+    assert "--resume continues the run with its own settings; do not pass --lr" in text
+    assert "Traceback" not in text
+    code, text = lca_run(*command, "--resume", "--heatmaps", "--model", "joint")
+    assert code == 2
+    (line,) = [x for x in text.splitlines() if "do not pass" in x]  # one line names them all
+    assert (
+        f"--heatmaps: the run at {out} was trained without --heatmaps, this command says --heatmaps"
+        in line
+    )
+    assert "--model: the run at" in line and "trained with uni_cc, this command says joint" in line
+    code, text = lca_run(*command, "--resume", "--lca-every", "5")
+    assert code == 2 and "trained without --lca-every, this command says 5" in text
+    assert snapshot(tmp_path / "runs") == before
+
+    # The very same command: accepted silently; device, workers and max-steps may change.
+    code, text = lca_run(*command, "--resume", "--workers", "0")
+    assert code == 0, text
+    assert "resuming at epoch 0, step 2" in text and "do not pass" not in text
+    code, text = lca_run(*[a for a in command if a not in ("--max-steps", "2")], "--resume")
+    assert code == 0, text
+    run = open_run(out)
+    assert run.status == "finished"
+    assert run.array("steps/step").tolist() == list(range(1, len(run.steps()) + 1))
+    assert run.config["experiment"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--model", "uni_mlo", "--no-lca", "--heatmaps", "--epochs", "3", "--max-panels", "8"],
+        ["--regularizer", "modality_dropout", "--dropout", "0.3", "0.5", "--testbed", "cue-cc"],
+        ["--regularizer", "split_lr", "--alphas", "-0.5", "0.5", "0", "--lca-set", "epoch"],
+        ["--regularizer", "gradient_blending", "--blend-weights", "1", "2", "3"],
+        ["--regularizer", "pretraining", "--pretrained-cc", "{f}", "--pretrained-mlo", "{f}"],
+        ["--data", "manifest", "--manifest", "{f}", "--data-root", "{d}", "--skip-bad-images"],
+        ["--lca-every", "7", "--lca-subset", "9", "--rel-tol", "0.01", "--bn-policy", "none"],
+        ["--device", "cpu", "--workers", "2", "--max-steps", "5", "--checkpoint-every", "3"],
+        ["--seed", "4", "--lr", "3e-4", "--batch-size", "2", "--on-nonfinite", "skip"],
+    ],
+)
+def test_stored_options_invert_the_command_line(extra, tmp_path):
+    """Every option of ``lca-run mammo`` is read back from the stored settings as click gives it,
+    so that repeating it with --resume is recognised as the same setting."""
+    f = tmp_path / "file.csv"
+    f.write_text("x")
+    args = [a.format(f=f, d=tmp_path) for a in extra]
+    ctx = main.commands["mammo"].make_context("mammo", ["--out", "x.zarr", *args])
+    params = dict(ctx.params)
+    out, seed = params.pop("out"), params.pop("seed")
+    for name in ("resume", "overwrite", "quiet", "figures"):
+        params.pop(name)
+    with ctx:
+        config = build_config(out, seed, **dict(params))
+    own = stored_options(config)
+    assert own == {**params, "seed": seed}
