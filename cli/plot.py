@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,39 +12,15 @@ import click
 
 from lca_toolkit.errors import LcaToolkitError
 from lca_toolkit.plots import (
+    AUTO,
     FORMATS,
+    PLOT_KINDS,
     SMOOTH_KINDS,
-    auc_table,
-    config_value,
-    display_name,
-    plot_cumulative_lca,
-    plot_grad_norm,
-    plot_learning_curves,
-    plot_lr_distribution,
-    plot_residual,
-    save_figure,
-    split_by,
-    write_auc_table,
+    PlotKind,
+    PlotRequest,
+    save_drawing,
 )
-from lca_toolkit.plots.curves import AUTO, DEFAULT_METRICS, resolve_group_by
-from lca_toolkit.plots.lr_dist import DEFAULT_PATH as SPLIT_LR_PATH
-from lca_toolkit.plots.tables import PREDICTIONS, RESULT_KEYS
-from lca_toolkit.store import Run, Runs, open_run
-
-KINDS: tuple[str, ...] = ("grad-norm", "lca", "residual", "curves", "lr-dist", "table")
-"""What ``--kind`` can ask for (besides ``all``), in the order ``all`` makes them."""
-
-STEMS: dict[str, str] = {k: k.replace("-", "_") for k in KINDS}
-"""Output file stem of each kind: ``grad-norm`` -> ``grad_norm.png``."""
-
-TITLES: dict[str, str] = {
-    "grad-norm": "Gradient norm per group",
-    "lca": "Cumulative LCA per group",
-    "residual": "LCA completeness per interval",
-}
-
-LOSS_METRICS: tuple[str, ...] = ("train_loss", "val_loss")
-"""Learning curves drawn when the stores have no AUC metrics (runs of a user's own job)."""
+from lca_toolkit.store import Runs, open_run
 
 EXAMPLES = """\b
 Examples:
@@ -64,18 +40,12 @@ file per store with --per-run. Runs averaged together must have the same group n
 
 @dataclass(frozen=True)
 class Options:
-    """Parsed options shared by every kind."""
+    """Where and how the outputs are written; ``request`` is what every kind draws from."""
 
     out: Path
     fmt: str
     dpi: int
-    smooth: int | None
-    smooth_kind: str
-    log_y: bool
-    groups: list[str] | None
-    metrics: list[str] | None
-    group_by: str | list[str] | None
-    per_run: bool
+    request: PlotRequest
     inputs: tuple[Path, ...]
 
 
@@ -119,9 +89,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.") or "run"
 
 
-def _outfile(opts: Options, kind: str, suffix: str | None, taken: set[Path]) -> Path:
+def _outfile(opts: Options, kind: PlotKind, suffix: str | None, taken: set[Path]) -> Path:
     """``<out>/<stem>[_<suffix>]`` (no extension yet), unique among this call's outputs."""
-    stem = STEMS[kind] + ("" if suffix is None else "_" + _slug(suffix))
+    stem = kind.stem + ("" if suffix is None else "_" + _slug(suffix))
     path, k = opts.out / stem, 2
     while path in taken:
         path, k = opts.out / f"{stem}-{k}", k + 1
@@ -134,118 +104,13 @@ def _outfile(opts: Options, kind: str, suffix: str | None, taken: set[Path]) -> 
     return path
 
 
-# ------------------------------------------------------------------ one maker per kind
-def _settings(runs: Runs, opts: Options) -> list[tuple[str | None, str, list[Run]]]:
-    """(file suffix, readable name, runs) of every figure of a per-group kind."""
-    pairs = list(zip(runs.labels, runs, strict=True))
-    if opts.per_run or len(runs) == 1:
-        return [(label if len(runs) > 1 else None, label, [run]) for label, run in pairs]
-    group_by = resolve_group_by(pairs, opts.group_by)
-    parts = split_by(pairs, group_by)
-    out = []
-    for key, members in parts.items():
-        name = display_name(key, group_by) if isinstance(group_by, str) else key
-        out.append((key if len(parts) > 1 else None, name, [run for _, run in members]))
-    return out
-
-
-def _per_group(kind: str, runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
+def _make(kind: PlotKind, runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
+    """Draw and write every output of ``kind``, each drawn just before it is written."""
     written = []
-    for suffix, name, members in _settings(runs, opts):
-        who = name if len(members) == 1 else f"{name} (mean ± std, {len(members)} runs)"
-        title = f"{TITLES[kind]} — {who}"
-        if kind == "grad-norm":
-            fig = plot_grad_norm(
-                members,
-                groups=opts.groups,
-                smooth_window=opts.smooth,
-                smooth_kind=opts.smooth_kind,
-                log_y=opts.log_y,
-                title=title,
-            )
-        elif kind == "lca":
-            fig = plot_cumulative_lca(members, groups=opts.groups, title=title)
-        else:
-            fig = plot_residual(members, title=title)
-        path = _outfile(opts, kind, suffix, taken)
-        written.append(save_figure(fig, path, format=opts.fmt, dpi=opts.dpi))
+    for drawing in kind.drawings(runs, opts.request):
+        path = _outfile(opts, kind, drawing.suffix, taken)
+        written += save_drawing(drawing, path, format=opts.fmt, dpi=opts.dpi)
     return written
-
-
-def _curve_metrics(runs: Runs, opts: Options) -> list[str]:
-    """``--metric``, else train/validation AUC, else train/validation loss (what the runs have)."""
-    if opts.metrics:
-        return opts.metrics
-    have = {m for r in runs for m in r.attrs.get("epoch_metrics", [])}
-    for candidates in (DEFAULT_METRICS, LOSS_METRICS):
-        if have & set(candidates):
-            return list(candidates)
-    return list(DEFAULT_METRICS)
-
-
-def _curves(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
-    fig = plot_learning_curves(runs, group_by=opts.group_by, metrics=_curve_metrics(runs, opts))
-    path = _outfile(opts, "curves", None, taken)
-    return [save_figure(fig, path, format=opts.fmt, dpi=opts.dpi)]
-
-
-def _lr_dist(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
-    fig = plot_lr_distribution(runs)
-    path = _outfile(opts, "lr-dist", None, taken)
-    return [save_figure(fig, path, format=opts.fmt, dpi=opts.dpi)]
-
-
-def _table(runs: Runs, opts: Options, taken: set[Path]) -> list[Path]:
-    group_by = resolve_group_by(list(zip(runs.labels, runs, strict=True)), opts.group_by)
-    df = auc_table(runs, group_by=group_by)
-    if group_by is None:
-        what = "all runs"
-    else:
-        what = group_by if isinstance(group_by, str) else " + ".join(group_by)
-    path = _outfile(opts, "table", None, taken)
-    return list(write_auc_table(df, path, title=f"Test AUC by {what}"))
-
-
-MAKERS: dict[str, Callable[[Runs, Options, set[Path]], list[Path]]] = {
-    "grad-norm": lambda runs, o, t: _per_group("grad-norm", runs, o, t),
-    "lca": lambda runs, o, t: _per_group("lca", runs, o, t),
-    "residual": lambda runs, o, t: _per_group("residual", runs, o, t),
-    "curves": _curves,
-    "lr-dist": _lr_dist,
-    "table": _table,
-}
-
-
-def unsupported(kind: str, runs: Runs, opts: Options) -> str | None:
-    """Why the stores cannot make ``kind``, or ``None`` when they can."""
-    if kind == "grad-norm":
-        bad = [str(r.path) for r in runs if r.rows.get("steps", 0) == 0]
-        return f"{bad} have no steps recorded" if bad else None
-    if kind in ("lca", "residual"):
-        bad = [str(r.path) for r in runs if r.rows.get("lca", 0) == 0]
-        return f"{bad} have no LCA intervals (recorded without lca_every)" if bad else None
-    if kind == "curves":
-        bad = [str(r.path) for r in runs if r.rows.get("epochs", 0) == 0]
-        if bad:
-            return f"{bad} have no epoch metrics"
-        metrics = _curve_metrics(runs, opts)
-        if not {m for r in runs for m in r.attrs.get("epoch_metrics", [])} & set(metrics):
-            return f"no store has the epoch metrics {metrics}"
-        return None
-    if kind == "lr-dist":
-        missing = object()
-        if any(config_value(r, SPLIT_LR_PATH, missing) is not missing for r in runs):
-            return None
-        return f"no store has config '{SPLIT_LR_PATH}' (Split Learning Rates runs)"
-    if kind == "table":
-        bad = [
-            str(r.path)
-            for r in runs
-            if PREDICTIONS not in r.tables
-            and RESULT_KEYS["malignant"] not in (r.attrs.get("results") or {})
-        ]
-        return f"{bad} have neither test predictions nor stored test results" if bad else None
-    raise AssertionError(f"unknown kind {kind!r}")
 
 
 # ------------------------------------------------------------------ the command
@@ -268,7 +133,7 @@ def unsupported(kind: str, runs: Runs, opts: Options) -> str | None:
     multiple=True,
     default=("all",),
     show_default=True,
-    type=click.Choice([*KINDS, "all"]),
+    type=click.Choice([*PLOT_KINDS, "all"]),
     help="What to make; repeat for several. 'all' makes every kind the stores support.",
 )
 @click.option(
@@ -348,35 +213,32 @@ def main(
     """
     runs = _open(stores)
     _check_out(out, stores)
-    opts = Options(
-        out=out,
-        fmt=fmt,
-        dpi=dpi,
+    request = PlotRequest(
+        groups=list(groups) or None,
         smooth=smooth,
         smooth_kind=smooth_kind,
         log_y=log_y,
-        groups=list(groups) or None,
         metrics=list(metrics) or None,
         group_by=(group_by[0] if len(group_by) == 1 else list(group_by)) if group_by else AUTO,
         per_run=per_run,
-        inputs=stores,
     )
+    opts = Options(out=out, fmt=fmt, dpi=dpi, request=request, inputs=stores)
     explicit = "all" not in kinds
-    todo = [k for k in KINDS if k in kinds] if explicit else list(KINDS)
+    todo = [k for name, k in PLOT_KINDS.items() if name in kinds or not explicit]
     taken: set[Path] = set()
     written: list[Path] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for kind in todo:
-                reason = unsupported(kind, runs, opts)
+                reason = kind.missing(runs, request)
                 if reason is not None:
                     if explicit:
-                        raise click.ClickException(f"cannot make {kind}: {reason}")
-                    click.echo(f"skipped {kind}: {reason}", err=True)
+                        raise click.ClickException(f"cannot make {kind.name}: {reason}")
+                    click.echo(f"skipped {kind.name}: {reason}", err=True)
                     continue
                 out.mkdir(parents=True, exist_ok=True)
-                written += MAKERS[kind](runs, opts, taken)
+                written += _make(kind, runs, opts, taken)
         for w in caught:
             click.echo(f"warning: {_one_line(w.message)}", err=True)
     except LcaToolkitError as exc:
@@ -385,10 +247,11 @@ def main(
         raise click.ClickException(f"cannot write into '{out}': {_one_line(exc)}") from None
     if not written:
         raise click.ClickException(
-            f"nothing to make from {[str(s) for s in stores]}: none of {list(KINDS)} is supported"
+            f"nothing to make from {[str(s) for s in stores]}: "
+            f"none of {list(PLOT_KINDS)} is supported"
         )
     for path in written:
         click.echo(f"wrote {path}")
 
 
-__all__ = ["KINDS", "main", "unsupported"]
+__all__ = ["main"]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mammo_models.data import TESTBEDS
+from cli._common import fail_cleanly
+from cli._options import testbed_option
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes
 from mammo_models.training import TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
@@ -54,12 +55,8 @@ from mammo_models.training.sweep import parse_seeds
     show_default=True,
     help="Where the synthetic set is generated and cached.",
 )
-@click.option(
-    "--testbed",
-    type=click.Choice(list(TESTBEDS)),
-    default="cue-mlo",
-    show_default=True,
-    help="Planted cause of the synthetic data (the LCA figures also train the controls).",
+@testbed_option(
+    help="Planted cause of the synthetic data (the LCA figures also train the controls)."
 )
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of every table row.")
 @click.option(
@@ -73,6 +70,7 @@ from mammo_models.training.sweep import parse_seeds
     help="Runs trained at the same time (processes sharing the CPU cores).",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@fail_cleanly
 def recipe(
     names: tuple[str, ...],
     preset: str,
@@ -101,35 +99,29 @@ def recipe(
       lca-run recipe fig4 fig5                         # one Joint ResNet run with LCA
       lca-run recipe table1 --manifest data/cbis/manifest.csv --preset paper --device cuda
     """
-    from cli.run import fail_cleanly  # shared error handling; imported late to avoid a cycle
-
-    @fail_cleanly
-    def go() -> None:
-        if data_root is not None and manifest is None:
-            raise click.BadParameter("--data-root needs --manifest", param_hint="--data-root")
-        settings = RecipeSettings(
-            runs_dir=runs_dir,
-            figures_dir=figures_dir,
-            preset=preset,
-            data=DataSource(
-                kind="manifest" if manifest else "synthetic",
-                manifest=manifest,
-                data_root=data_root,
-                synthetic_root=synthetic_root,
-                testbed=testbed,
-            ),
-            device=device,
-            seeds=parse_seeds(seeds),
-            epochs=epochs,
-        )
-        report = make_recipes(list(names) or ["all"], settings, jobs=jobs, echo=click.echo)
-        trained = sum(o.status == "trained" for o in report.outcomes)
-        click.echo(
-            f"{len(report.rendered)} figure(s)/table(s) in {figures_dir} ({trained} runs trained, "
-            f"{len(report.outcomes) - trained} reused or not run) in {report.seconds / 60:.1f} min; "
-            f"see {report.readme}"
-        )
-        if not report.ok:
-            raise click.ClickException("some runs or figures failed (listed above)")
-
-    go()
+    if data_root is not None and manifest is None:
+        raise click.BadParameter("--data-root needs --manifest", param_hint="--data-root")
+    settings = RecipeSettings(
+        runs_dir=runs_dir,
+        figures_dir=figures_dir,
+        preset=preset,
+        data=DataSource(
+            kind="manifest" if manifest else "synthetic",
+            manifest=manifest,
+            data_root=data_root,
+            synthetic_root=synthetic_root,
+            testbed=testbed,
+        ),
+        device=device,
+        seeds=parse_seeds(seeds),
+        epochs=epochs,
+    )
+    report = make_recipes(list(names) or ["all"], settings, jobs=jobs, echo=click.echo)
+    trained = sum(o.status == "trained" for o in report.outcomes)
+    click.echo(
+        f"{len(report.rendered)} figure(s)/table(s) in {figures_dir} ({trained} runs trained, "
+        f"{len(report.outcomes) - trained} reused or not run) in {report.seconds / 60:.1f} min; "
+        f"see {report.readme}"
+    )
+    if not report.ok:
+        raise click.ClickException("some runs or figures failed (listed above)")

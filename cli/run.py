@@ -7,99 +7,29 @@ a non-zero exit.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cli._common import echo, fail_cleanly, in_process_group
+from cli._options import common_training_options, on_nonfinite_option
 from cli._resume import resumed_config
-from lca_toolkit import LcaToolkitError, StoreError, distributed
-from lca_toolkit.job import JobError, load_job, run_job
+from cli.recipe import recipe
+from lca_toolkit import StoreError, distributed
+from lca_toolkit.job import load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
 from lca_toolkit.store import check_writable
-from mammo_models import VARIANTS, CheckpointError
-from mammo_models.data import TESTBEDS, MammoDataError
 from mammo_models.training import (
-    LCA_SETS,
-    REGULARIZERS,
-    TRAIN_PRESETS,
-    ConfigError,
     DataSource,
     Experiment,
     ExperimentConfig,
     RecordConfig,
     RegularizerConfig,
-    ResumeError,
     summary_lines,
 )
-from mammo_models.training.checkpoint import CheckpointNotFoundError
 from mammo_models.training.config import run_dir as mammo_run_dir
 from mammo_models.training.sweep import SWEEP_KINDS, SweepSpec, parse_seeds, run_sweep
-
-EXPECTED_ERRORS = (
-    ConfigError,
-    ResumeError,
-    LcaToolkitError,
-    MammoDataError,
-    CheckpointError,
-    CheckpointNotFoundError,
-    JobError,
-    ValueError,
-    OSError,
-)
-
-WORKER_DATA_ERRORS = ("ImageReadError", "ImageNotFoundError", "DataConfigError", "ManifestError")
-"""Data errors that torch re-raises from a DataLoader worker as a RuntimeError."""
-
-
-def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the expected errors into one clear line and exit code 1 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted; continue with --resume", err=True)
-            sys.exit(130)
-        except EXPECTED_ERRORS as exc:
-            raise click.ClickException(
-                str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
-            ) from None
-        except RuntimeError as exc:  # a data error re-raised by torch from a DataLoader worker
-            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-            kind, _, message = last.partition(": ")
-            if str(exc).startswith("Caught ") and kind.endswith(WORKER_DATA_ERRORS) and message:
-                raise click.ClickException(message) from None
-            raise
-
-    return wrapper
-
-
-def in_process_group(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run the command inside torchrun's process group (if any); only rank 0 prints.
-
-    Under ``torchrun --nproc_per_node=N --no-python lca-run ...`` every rank runs the command;
-    the group is joined before and destroyed after it (also when it fails).
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with distributed.process_group():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def echo(message: str = "", **kwargs: Any) -> None:
-    """``click.echo`` on rank 0 only (every rank of a distributed run executes the command)."""
-    if distributed.is_main():
-        click.echo(message, **kwargs)
 
 
 def _replace_store_on_main(out: Path) -> None:
@@ -127,230 +57,6 @@ def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
         check_writable(path)  # a real probe file: permissions, read-only file systems
     except StoreError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
-
-
-on_nonfinite_option = click.option(
-    "--on-nonfinite",
-    type=click.Choice(["stop", "skip"]),
-    default="stop",
-    show_default=True,
-    help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the step "
-    "(counted in the store).",
-)
-"""``--on-nonfinite``, shared by ``lca-run mammo``, ``sweep`` and ``job``."""
-
-
-testbed_option = click.option(
-    "--testbed",
-    type=click.Choice(list(TESTBEDS)),
-    default="cue-mlo",
-    show_default=True,
-    help="Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
-    "(cue-mlo) or CC (cue-cc), none (balanced), or an MLO view without lesions (mlo-blind).",
-)
-
-
-def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by ``lca-run mammo`` and ``lca-run sweep``."""
-    options = [
-        click.option(
-            "--model",
-            "variant",
-            type=click.Choice(VARIANTS),
-            default="joint",
-            show_default=True,
-            help="Model variant (paper section 4 and 6.1).",
-        ),
-        click.option(
-            "--regularizer",
-            type=click.Choice(REGULARIZERS),
-            default="none",
-            show_default=True,
-            help="Regulariser of the Joint ResNet (section 6.2).",
-        ),
-        click.option(
-            "--data",
-            "data_kind",
-            type=click.Choice(["synthetic", "manifest"]),
-            default="synthetic",
-            show_default=True,
-            help="The bundled synthetic testbed or your --manifest.",
-        ),
-        click.option(
-            "--manifest",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="CSV/Parquet manifest, one row per image (see README).",
-        ),
-        click.option(
-            "--data-root",
-            type=click.Path(exists=True, file_okay=False, path_type=Path),
-            help="Directory the manifest's image paths are relative to [default: the manifest's folder].",
-        ),
-        click.option(
-            "--synthetic-root",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path("data/synthetic"),
-            show_default=True,
-            help="Cache of the generated synthetic data.",
-        ),
-        testbed_option,
-        click.option(
-            "--heatmaps",
-            is_flag=True,
-            help="Feed the benign/malignant heatmap channels (3 inputs).",
-        ),
-        click.option(
-            "--skip-bad-images",
-            is_flag=True,
-            help="Decode every image (and heatmap, with --heatmaps) first; leave out (and count) "
-            "breasts whose files cannot be decoded instead of stopping at the first one.",
-        ),
-        click.option(
-            "--preset",
-            type=click.Choice(list(TRAIN_PRESETS)),
-            default="demo",
-            show_default=True,
-            help="tiny (tests, seconds), small (make figures, under a minute a run), demo (2 CPU "
-            "cores, minutes), paper (full resolution, GPU).",
-        ),
-        click.option(
-            "--lr",
-            type=click.FloatRange(min=0, min_open=True),
-            default=1e-4,
-            show_default=True,
-            help="Adam learning rate (the base rate for split_lr).",
-        ),
-        click.option(
-            "--epochs", type=click.IntRange(min=1), help="Epochs [default: the preset's]."
-        ),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(min=1),
-            default=4,
-            show_default=True,
-            help="Batch size.",
-        ),
-        click.option(
-            "--lca-every",
-            type=click.IntRange(min=1),
-            help="Optimizer steps between LCA snapshots [default: the preset's].",
-        ),
-        click.option(
-            "--lca-subset",
-            type=click.IntRange(min=2),
-            help="Breasts in the LCA subset E, at most [default: the preset's].",
-        ),
-        click.option(
-            "--lca-set",
-            type=click.Choice(LCA_SETS),
-            default="fixed-train",
-            show_default=True,
-            help="Breasts of E: a fixed-train subset drawn once, the current epoch's (E changes at "
-            "each epoch; intervals end there), or a fixed val subset (loss on held-out data).",
-        ),
-        click.option("--no-lca", is_flag=True, help="Record gradient norms only."),
-        click.option(
-            "--quadrature",
-            type=click.Choice(RULE_NAMES),
-            default="adaptive",
-            show_default=True,
-            help="LCA quadrature rule (adaptive: composite Simpson doubling its panels until the "
-            "residual is within --rel-tol of the loss change, at most --max-panels panels).",
-        ),
-        click.option(
-            "--rel-tol",
-            type=click.FloatRange(min=0),
-            default=RecordConfig.rel_tol,
-            show_default=True,
-            help="Adaptive rule: target |residual| / |loss change| per interval.",
-        ),
-        click.option(
-            "--max-panels",
-            type=click.Choice(["1", "2", "4", "8", "16", "32"]),
-            default=str(RecordConfig.max_panels),
-            show_default=True,
-            help="Adaptive rule: most Simpson panels per interval (2 x panels gradient passes).",
-        ),
-        click.option(
-            "--bn-policy",
-            type=click.Choice(["train", "interpolate", "none"]),
-            default="train",
-            show_default=True,
-            help="BatchNorm in LCA passes: train mode on the fixed batches, or eval mode with the "
-            "running statistics interpolated (their share goes to a bn_buffers group).",
-        ),
-        on_nonfinite_option,
-        click.option(
-            "--dropout",
-            nargs=2,
-            type=click.FloatRange(0, 1, max_open=True),
-            metavar="P_CC P_MLO",
-            help="Modality Dropout rates (with --regularizer modality_dropout).",
-        ),
-        click.option(
-            "--dropout-scaling",
-            type=click.Choice(["none", "inverted"]),
-            default="none",
-            show_default=True,
-            help="Scale kept views by 1/keep-rate (inverted) or not (the paper).",
-        ),
-        click.option(
-            "--alphas",
-            nargs=3,
-            type=click.FloatRange(-1, 1),
-            metavar="A_CC A_MLO A_SHARED",
-            help="Split Learning Rates exponents: lr * 10**alpha [default: sampled from U[-1, 1]].",
-        ),
-        click.option(
-            "--pretrained-cc",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="best.pt of a uni_cc run (Pretraining).",
-        ),
-        click.option(
-            "--pretrained-mlo",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="best.pt of a uni_mlo run (Pretraining).",
-        ),
-        click.option(
-            "--blend-weights",
-            nargs=3,
-            type=click.FloatRange(min=0),
-            metavar="W_JOINT W_CC W_MLO",
-            help="Gradient Blending weights [default: estimated first, appendix C].",
-        ),
-        click.option(
-            "--blend-metric",
-            type=click.Choice(["loss", "auc"]),
-            default="loss",
-            show_default=True,
-            help="Metric of the Gradient Blending estimation.",
-        ),
-        click.option(
-            "--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."
-        ),
-        click.option(
-            "--workers",
-            type=click.IntRange(min=0),
-            default=0,
-            show_default=True,
-            help="DataLoader workers.",
-        ),
-        click.option(
-            "--checkpoint-every",
-            type=click.IntRange(min=0),
-            help="Optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only "
-            "[default: the preset's].",
-        ),
-        click.option(
-            "--max-steps",
-            type=click.IntRange(min=1),
-            help="Stop after N optimizer steps (quick checks).",
-        ),
-        click.option("--quiet", is_flag=True, help="No progress bar."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
 
 
 def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
@@ -674,8 +380,6 @@ def sweep(
             f"{len(failed)} run(s) did not finish: {', '.join(failed['run'])}"
         )
 
-
-from cli.recipe import recipe  # noqa: E402 - registered last; it reuses fail_cleanly from here
 
 main.add_command(recipe)
 

@@ -12,6 +12,9 @@ their colour in every figure (``cc`` blue, ``mlo`` orange, ``shared`` green, ``c
     fig = plot_grad_norm("runs/joint.zarr", smooth_window=50)
     save_figure(fig, "figs/grad_norm.pdf")
 
+:data:`PLOT_KINDS` lists every kind of figure and table with what it needs from the stores;
+front ends such as ``lca-plot`` draw from it.
+
 Figures are created without pyplot (no global state); in a notebook, display the returned
 figure or pass ``ax=`` from your own ``plt.subplots()``.
 """
@@ -25,8 +28,18 @@ from ._style import (
     group_colors,
     save_figure,
 )
-from .curves import learning_curve_stats, plot_learning_curves
+from .curves import AUTO, learning_curve_stats, plot_learning_curves
 from .grad_norm import plot_grad_norm
+from .kinds import (
+    NEEDS,
+    PLOT_KINDS,
+    Drawing,
+    PlotKind,
+    PlotRequest,
+    PlotTable,
+    curve_metrics,
+    save_drawing,
+)
 from .lca import LCA_YLABEL, cumulative_lca, plot_cumulative_lca
 from .lr_dist import plot_lr_distribution, split_learning_rates
 from .report import save_run_figures
@@ -43,6 +56,15 @@ from .tables import (
 
 __all__ = [
     "save_run_figures",
+    "AUTO",
+    "NEEDS",
+    "PLOT_KINDS",
+    "Drawing",
+    "PlotKind",
+    "PlotRequest",
+    "PlotTable",
+    "curve_metrics",
+    "save_drawing",
     "DISPLAY_NAMES",
     "FORMATS",
     "GROUP_COLORS",
