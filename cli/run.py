@@ -29,7 +29,14 @@ from mammo_models.training import (
     summary_lines,
 )
 from mammo_models.training.config import run_dir as mammo_run_dir
-from mammo_models.training.sweep import SWEEP_KINDS, SweepSpec, parse_seeds, run_sweep
+from mammo_models.training.sweep import (
+    SWEEP_KINDS,
+    SweepSpec,
+    parse_seeds,
+    run_sweep,
+    select_from_index,
+    select_sweep,
+)
 
 
 def _replace_store_on_main(out: Path) -> None:
@@ -303,8 +310,8 @@ def _parse_value(text: str) -> Any:
 @click.option(
     "--kind",
     type=click.Choice(SWEEP_KINDS),
-    required=True,
-    help="lr (log-uniform), seed, dropout (Modality Dropout rates), split_lr (alphas).",
+    help="lr (log-uniform), seed, dropout (Modality Dropout rates), split_lr (alphas); "
+    "required unless --select reads an existing sweep folder.",
 )
 @click.option(
     "--n",
@@ -337,14 +344,22 @@ def _parse_value(text: str) -> Any:
     required=True,
     help="Directory for the run stores and index.csv.",
 )
+@click.option(
+    "--select",
+    is_flag=True,
+    help="After the sweep, print each setting's mean ± s.e. of the best validation AUC over its "
+    "seeds and the selected setting (the paper's rule); without --kind, select on the existing "
+    "sweep in --out and train nothing.",
+)
 @fail_cleanly
 def sweep(
-    kind: str,
+    kind: str | None,
     n_settings: int,
     seeds: str,
     lr_range: tuple[float, float] | None,
     sweep_seed: int,
     out: Path,
+    select: bool,
     quiet: bool,
     **options: Any,
 ) -> None:
@@ -358,9 +373,19 @@ def sweep(
       lca-run sweep --kind lr --model uni_cc --n 10 --out runs/uni_cc_lr
       lca-run sweep --kind seed --model shared --seeds 0-2 --out runs/shared
       lca-run sweep --kind dropout --lr 1e-4 --n 10 --out runs/modality_dropout
+      lca-run sweep --kind lr --model joint --seeds 0-2 --select --out runs/joint_lr
+      lca-run sweep --select --out runs/joint_lr        # select again, train nothing
     """
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is a file, not a directory", param_hint="--out")
+    if kind is None:
+        if not select:
+            raise click.BadParameter(
+                "--kind is required (or --select alone to select on an existing sweep in --out)",
+                param_hint="--kind",
+            )
+        click.echo("\n".join(select_from_index(out).lines()))
+        return
     spec = SweepSpec(
         kind=kind, n=n_settings, seeds=parse_seeds(seeds), lr_range=lr_range, sweep_seed=sweep_seed
     )
@@ -375,6 +400,8 @@ def sweep(
     index = run_sweep(base, spec, out, run_one, echo=click.echo)
     failed = index[index["status"] != "finished"]
     click.echo(f"sweep index: {out / 'index.csv'} ({len(index)} runs, {len(failed)} not finished)")
+    if select:
+        click.echo("\n".join(select_sweep(base, spec, out).lines()))
     if len(failed):
         raise click.ClickException(
             f"{len(failed)} run(s) did not finish: {', '.join(failed['run'])}"

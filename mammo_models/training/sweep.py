@@ -20,6 +20,7 @@ from lca_toolkit import open_run
 
 from ..regularizers import sample_split_lr_alphas
 from .config import ConfigError, ExperimentConfig
+from .selection import Selection, select_best
 
 SWEEP_KINDS: tuple[str, ...] = ("lr", "seed", "dropout", "split_lr")
 INDEX_NAME = "index.csv"
@@ -110,6 +111,60 @@ def plan_sweep(
                 )
             runs.append((name, cfg, {"lr": cfg.lr, "seed": seed, **setting}))
     return runs
+
+
+def setting_name(run_name: str) -> str:
+    """The setting a sweep run belongs to: its name without ``_seed<N>`` (``lr03_seed1`` ->
+    ``lr03``; a seed sweep has one setting, ``seeds``)."""
+    head, sep, tail = run_name.rpartition("_seed")
+    if sep and tail.isdigit():
+        return head
+    return "seeds" if run_name.startswith("seed") else run_name
+
+
+def sweep_groups(
+    plan: Sequence[tuple[str, ExperimentConfig, dict[str, Any]]],
+) -> tuple[dict[str, list[Path]], dict[str, dict[str, Any]]]:
+    """Run stores grouped by setting, and each setting's parameters (without the seed)."""
+    groups: dict[str, list[Path]] = {}
+    params: dict[str, dict[str, Any]] = {}
+    for name, cfg, settings in plan:
+        key = setting_name(name)
+        groups.setdefault(key, []).append(Path(cfg.out))
+        params.setdefault(key, {k: v for k, v in settings.items() if k != "seed"})
+    return groups, params
+
+
+def select_from_index(out_dir: Path) -> Selection:
+    """Select on a finished (or partly finished) sweep folder from its ``index.csv``, training
+    nothing: the stores are ``<out_dir>/<run>.zarr``."""
+    out_dir = Path(out_dir)
+    index_path = out_dir / INDEX_NAME
+    if not index_path.is_file():
+        raise ConfigError(f"--out {out_dir}: no {INDEX_NAME}; is it a sweep folder?")
+    index = pd.read_csv(index_path)
+    skip = {"run", "store", "seed", "status", "best_val_auc", "test_auc"}
+    plan = [
+        (
+            str(row["run"]),
+            _Out(out_dir / f"{row['run']}.zarr"),
+            {k: v for k, v in row.items() if k not in skip and not pd.isna(v)},
+        )
+        for _, row in index.iterrows()
+    ]
+    return select_best(*sweep_groups(plan))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Out:
+    """Stands in for a config where only ``out`` is read."""
+
+    out: Path
+
+
+def select_sweep(base: ExperimentConfig, spec: SweepSpec, out_dir: Path) -> Selection:
+    """Select on the sweep that ``base``/``spec`` plan under ``out_dir`` (reads the stores only)."""
+    return select_best(*sweep_groups(plan_sweep(base, spec, Path(out_dir))))
 
 
 def _status(out: Path) -> str:
