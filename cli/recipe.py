@@ -8,7 +8,9 @@ import click
 
 from cli._common import fail_cleanly
 from cli._options import testbed_option
-from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes
+from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes, resolve
+from mammo_models.recipes.make import count_lines
+from mammo_models.recipes.settings import SEARCHES
 from mammo_models.training import TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
 
@@ -63,6 +65,39 @@ from mammo_models.training.sweep import parse_seeds
     "--epochs", type=click.IntRange(min=1), help="Epochs per run [default: the preset's]."
 )
 @click.option(
+    "--search",
+    type=click.Choice(SEARCHES),
+    default="fixed",
+    show_default=True,
+    help="fixed: every table row at one learning rate (--lr) and dropout pair (--dropout); "
+    "paper: the paper's search per row (learning rates, dropout rates, Split Learning Rates, "
+    "Gradient Blending weights, each x --seeds), the best mean validation AUC selected.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Learning rate of every table run with --search fixed [default: 1e-4].",
+)
+@click.option(
+    "--dropout",
+    nargs=2,
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    metavar="P_CC P_MLO",
+    help="Modality Dropout rates of the CC and MLO views with --search fixed [default: 0.25 0.5].",
+)
+@click.option(
+    "--n-lr",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Learning rates per setting searched (--search paper) and per view in Figure 3.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print how many runs each recipe needs and exit without training.",
+)
+@click.option(
     "--jobs",
     type=click.IntRange(min=1),
     default=1,
@@ -82,6 +117,11 @@ def recipe(
     testbed: str,
     seeds: str,
     epochs: int | None,
+    search: str,
+    lr: float | None,
+    dropout: tuple[float, float] | None,
+    n_lr: int,
+    dry_run: bool,
     jobs: int,
     device: str,
 ) -> None:
@@ -98,9 +138,21 @@ def recipe(
       lca-run recipe all --jobs 2                      # what make figures runs
       lca-run recipe fig4 fig5                         # one Joint ResNet run with LCA
       lca-run recipe table1 --manifest data/cbis/manifest.csv --preset paper --device cuda
+      lca-run recipe table1 --search paper --dry-run   # how many runs the paper's search needs
+      lca-run recipe table2 --lr 3e-4 --dropout 0.1 0.6 --seeds 0-4 --epochs 20
     """
     if data_root is not None and manifest is None:
         raise click.BadParameter("--data-root needs --manifest", param_hint="--data-root")
+    if search == "paper":
+        for given, option in ((lr, "--lr"), (dropout, "--dropout")):
+            if given:
+                raise click.BadParameter(
+                    f"{option} fixes what --search paper searches; drop it or use --search fixed",
+                    param_hint=option,
+                )
+    fixed = {"table_lr": lr} if lr is not None else {}
+    if dropout:
+        fixed["dropout"] = tuple(dropout)
     settings = RecipeSettings(
         runs_dir=runs_dir,
         figures_dir=figures_dir,
@@ -115,7 +167,14 @@ def recipe(
         device=device,
         seeds=parse_seeds(seeds),
         epochs=epochs,
+        search=search,
+        n_lr=n_lr,
+        **fixed,  # type: ignore[arg-type]
     )
+    if dry_run:
+        specs = {r.name: r.runs(settings) for r in resolve(list(names) or ["all"])}
+        click.echo("\n".join(count_lines(specs, settings)))
+        return
     report = make_recipes(list(names) or ["all"], settings, jobs=jobs, echo=click.echo)
     trained = sum(o.status == "trained" for o in report.outcomes)
     click.echo(

@@ -12,6 +12,9 @@ Run names (store paths under ``settings.root``):
 Table 2's Joint ResNet row is Table 1's; its Pretraining runs start from Table 1's uni-view runs
 of the same seed; its Split Learning Rates row repeats the best setting (validation AUC) of the
 Figure 8 sweep over the seeds, as the paper did.
+
+With ``search="paper"`` every table row is instead the selected setting of its search
+(:mod:`.search`, runs under ``search/``), and Figure 8 shows the Split Learning Rates search.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from lca_toolkit import open_run
 from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
 from ..training.config import run_dir
 from ..training.sweep import SweepSpec, plan_sweep
+from . import search
 from .settings import RecipeSettings, RunSpec
 
 COST: dict[str, float] = {
@@ -122,7 +126,10 @@ def fig4_runs(s: RecipeSettings) -> list[RunSpec]:
 
 
 def fig8_runs(s: RecipeSettings) -> list[RunSpec]:
-    """Split Learning Rates settings: alpha ~ U[-1, 1] per component around ``table_lr``."""
+    """Split Learning Rates settings: alpha ~ U[-1, 1] per component around ``table_lr``
+    (``search="paper"``: the Split Learning Rates search of Table 2, around each base rate)."""
+    if s.search == "paper":
+        return search.search_runs(s, "heatmaps", "split_lr")
     base = s.config("fig8/base", variant="joint", lr=s.table_lr, data=_heatmaps(s, True))
     spec = SweepSpec("split_lr", n=s.n_split_lr, seeds=(0,), sweep_seed=8)
     return _sweep(s, base, spec, "fig8", COST["split_lr"])
@@ -185,6 +192,9 @@ def best_split_lr_alphas(stores: list[Path]) -> dict[str, float]:
 
 
 def table_runs(s: RecipeSettings, folder: str, rows: tuple[tuple[str, str], ...]) -> list[RunSpec]:
+    """The runs of a table's rows: one run per seed, or each row's search (``search="paper"``)."""
+    if s.search == "paper":
+        return [r for row, _ in rows for r in search.search_runs(s, folder, row)]
     runs = []
     for row, _ in rows:
         for seed in s.seeds:
@@ -194,3 +204,18 @@ def table_runs(s: RecipeSettings, folder: str, rows: tuple[tuple[str, str], ...]
                 runs += fig8_runs(s)
             runs.append(_row_run(s, folder, row, seed))
     return runs
+
+
+def row_stores(s: RecipeSettings, folder: str, row: str) -> list[Path]:
+    """The stores a table row reports, one per seed: its runs, or under ``search="paper"`` the
+    runs of the setting its search selected (the stores must have finished)."""
+    if s.search == "paper":
+        return search.selected_stores(s, folder, row)
+    return [s.root / f"{table_run_name(folder, row, seed)}.zarr" for seed in s.seeds]
+
+
+def selection_lines(s: RecipeSettings, folder: str, rows: tuple[tuple[str, str], ...]) -> list[str]:
+    """Under ``search="paper"``, which setting each row's search selected; else nothing."""
+    if s.search != "paper":
+        return []
+    return [search.selection_line(s, folder, row) for row, _ in rows]

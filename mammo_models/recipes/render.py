@@ -215,8 +215,7 @@ def table(s: RecipeSettings, name: str) -> Rendered:
     folder, rows, title = TABLES[name]
     frames = []
     for row, label in rows:
-        stores = _stores(s, [plans.table_run_name(folder, row, seed) for seed in s.seeds])
-        df = auc_table(open_runs(stores), group_by=None)
+        df = auc_table(open_runs(plans.row_stores(s, folder, row)), group_by=None)
         df["setting"], df["name"] = row, label
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
@@ -228,6 +227,7 @@ def table(s: RecipeSettings, name: str) -> Rendered:
         f"({best['malignant_auc_mean']:.3f} over {int(best['runs'])} seeds)."
     ]
     findings += _ranking_caveat(df)
+    findings += plans.selection_lines(s, folder, rows)
     findings += [v.line() for v in found]
     return Rendered([md, csv], findings, markdown=to_markdown(df, ("malignant",)), verdicts=found)
 
@@ -242,8 +242,9 @@ def _f4(s: RecipeSettings, name: str, folder: str, rows) -> list[Verdict]:
         return []
     records = []
     for row in ["joint", *[r for r in F4_ROWS if r in settings]]:
-        for seed in s.seeds:
-            run = open_run(s.root / f"{plans.table_run_name(folder, row, seed)}.zarr")
+        for store in plans.row_stores(s, folder, row):
+            run = open_run(store)
+            seed = run.config["experiment"]["seed"]
             auc = run.attrs.get("results", {}).get("test_auc", math.nan)
             records.append({"setting": row, "seed": seed, "test_auc": auc})
     table = pd.DataFrame(records)

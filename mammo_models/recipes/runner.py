@@ -143,7 +143,8 @@ def run_all(
     def ready(spec: RunSpec) -> bool | None:
         """True to start now, False to wait, None when blocked by a failed dependency."""
         states = [outcomes.get(n) for n in spec.needs]
-        if any(o is not None and o.status in ("failed", "blocked") for o in states):
+        failed = any(o is not None and o.status in ("failed", "blocked") for o in states)
+        if failed and not spec.soft_needs:
             return None
         return all(o is not None for o in states)
 

@@ -6,7 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..training import DataSource, ExperimentConfig, RecordConfig
+from ..training import ConfigError, DataSource, ExperimentConfig, RecordConfig
+
+SEARCHES: tuple[str, ...] = ("fixed", "paper")
+"""``--search``: ``fixed`` trains each table row at one setting, ``paper`` runs the paper's
+searches and reports the selected setting (:mod:`mammo_models.recipes.search`)."""
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,21 @@ class RecipeSettings:
             that long, not the whole schedule.
         controls: testbeds whose Figure 4 runs are trained beside the main one, so a reader
             sees the finding follow its planted cause (synthetic data only).
-        table_lr: learning rate of every table run (the paper picked it per setting by search;
-            appendix C trains Gradient Blending at 1e-4).
-        dropout: ``(p_cc, p_mlo)`` of the Modality Dropout rows (the paper took the best of a
-            sweep of rates drawn from U[0, 1) per view).
+        table_lr: learning rate of every table run under ``search="fixed"`` (the paper picked
+            it per setting by search; appendix C trains Gradient Blending at 1e-4).
+        dropout: ``(p_cc, p_mlo)`` of the Modality Dropout rows under ``search="fixed"`` (the
+            paper took the best of a sweep of rates drawn from U[0, 1) per view).
         epochs: ``None`` for the preset's.
         num_workers: DataLoader workers of each run.
+        search: ``fixed`` or ``paper`` (:data:`SEARCHES`); ``paper`` searches every table row:
+            ``n_lr`` learning rates (uni-view, variants, Pretraining), ``n_dropout`` Modality
+            Dropout rate pairs and ``n_split_lr`` Split Learning Rates sets at each of
+            ``search_lrs``, Gradient Blending with each of ``blend_metrics``; all x ``seeds``.
+        n_dropout: Modality Dropout rate pairs per base learning rate (10 in the paper).
+        search_lrs: base learning rates of the Modality Dropout and Split Learning Rates
+            searches (appendix B: 1e-5 and 1e-4).
+        blend_metrics: Gradient Blending weight estimates compared by the search (appendix C
+            compared the loss and the AUC).
     """
 
     runs_dir: Path = Path("runs/figures")
@@ -57,6 +70,33 @@ class RecipeSettings:
     dropout: tuple[float, float] = (0.25, 0.5)
     epochs: int | None = None
     num_workers: int = 0
+    search: str = "fixed"
+    n_dropout: int = 10
+    search_lrs: tuple[float, ...] = (1e-5, 1e-4)
+    blend_metrics: tuple[str, ...] = ("loss", "auc")
+
+    def __post_init__(self) -> None:
+        """Bad values are one line naming the ``lca-run recipe`` option."""
+        if self.search not in SEARCHES:
+            raise ConfigError(
+                f"--search {self.search!r} is unknown; expected one of {', '.join(SEARCHES)}"
+            )
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        if not self.seeds:
+            raise ConfigError("--seeds needs at least one seed")
+        if not (self.table_lr > 0 and self.table_lr < float("inf")):
+            raise ConfigError(f"--lr must be a positive number, got {self.table_lr!r}")
+        if len(self.dropout) != 2 or not all(0 <= p < 1 for p in self.dropout):
+            raise ConfigError(f"--dropout rates must lie in [0, 1), got {self.dropout}")
+        counts = (
+            ("--n-lr", self.n_lr),
+            ("n_dropout", self.n_dropout),
+            ("n_split_lr", self.n_split_lr),
+        )
+        for option, n in counts:
+            if n < 1:
+                raise ConfigError(f"{option} must be >= 1, got {n}")
 
     @property
     def testbed(self) -> str:
@@ -103,9 +143,13 @@ class RunSpec:
             so it may read their results (e.g. the best setting of a sweep).
         needs: names of runs that must finish first.
         cost: relative training cost, for scheduling the longest runs first.
+        soft_needs: a failed run in ``needs`` does not block this one, it only has to have
+            ended: a search's selection leaves a setting with a failed (diverged) seed out and
+            still selects among the others.
     """
 
     name: str
     build: Callable[[], ExperimentConfig]
     needs: tuple[str, ...] = ()
     cost: float = 1.0
+    soft_needs: bool = False
