@@ -101,6 +101,11 @@ def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) ->
     parts = ["lca-run recipe", *names, f"--preset {s.preset}"]
     if s.search != "fixed":
         parts.append(f"--search {s.search}")
+    default = RecipeSettings()
+    if s.table_lr != default.table_lr:
+        parts.append(f"--lr {s.table_lr:g}")
+    if s.dropout != default.dropout:
+        parts.append(f"--dropout {s.dropout[0]:g} {s.dropout[1]:g}")
     if s.data.kind == "manifest":
         parts.append(f"--manifest {s.data.manifest}")
     parts += [f"--runs {s.runs_dir}", f"--figures {s.figures_dir}", f"--jobs {jobs}"]
