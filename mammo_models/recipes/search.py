@@ -14,13 +14,14 @@ Modality Dropout       ``n_dropout`` pairs of rates U[0, 1) per view at each of 
 Split Learning Rates   ``n_split_lr`` alpha sets U[-1, 1] per component at each of ``search_lrs``
 Pretraining            ``n_lr`` learning rates in [1e-5, 1e-3], seed s starting from seed s of the
                        *selected* uni-view CC and MLO settings (so it waits for both searches)
-Gradient Blending      weights estimated with each metric of ``blend_metrics`` at lr 1e-4
-                       (appendix C), best by validation AUC
+Gradient Blending      weights estimated with each metric of ``blend_metrics`` and averaged over
+                       the windows [0, E] and [0.9 E, E] of the estimation epochs (appendix C's
+                       four weight sets), trained at lr 1e-4, best by validation AUC
 =====================  ==========================================================================
 
 Run names: ``search/<folder>/<row>/<setting>_seed<s>`` (Modality Dropout and Split Learning Rates:
 ``search/<folder>/<row>/lr<base>/<setting>_seed<s>``; Gradient Blending:
-``search/<folder>/gradient_blending/<metric>/seed<s>``). The sampled settings come from a seed
+``search/<folder>/gradient_blending/<metric>[_late]/seed<s>``). The sampled settings come from a seed
 derived from the search's name, and setting ``k`` is the same whatever ``n`` is, so names and
 settings are stable: finished runs are reused, a killed search resumes where it stopped, and a
 larger ``n_lr`` only adds runs.
@@ -28,11 +29,15 @@ larger ``n_lr`` only adds runs.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lca_toolkit import open_run
+
+from ..regularizers import average_blend_weights
 from ..training import ExperimentConfig, RegularizerConfig
 from ..training.config import run_dir
 from ..training.selection import Selection, select_best
@@ -135,11 +140,56 @@ def row_search(s: RecipeSettings, folder: str, row: str) -> Search:
                 f"{name}/{metric}/base", regularizer=row, regularizers=regs, lr=BLEND_LR, data=data
             )
             planned = plan_sweep(base, SweepSpec("seed", seeds=s.seeds), out / metric)
-            planned = [(n, c, {**p, "blend_metric": metric}) for n, c, p in planned]
+            planned = [
+                (n, c, {**p, "blend_metric": metric, "window": "all"}) for n, c, p in planned
+            ]
             search.add(s, planned, COST[row], prefix=f"{metric}/")
+            _add_late_window(s, search, metric, planned)
     else:
         raise ValueError(f"unknown table row {row!r}")
     return search
+
+
+LATE_WINDOW = 0.9
+"""Appendix C's second window: the weights averaged over the epochs [0.9 E, E] only."""
+
+
+def late_window_weights(details: dict[str, Any], start: float = LATE_WINDOW) -> dict[str, float]:
+    """Weights averaged over the epoch pairs from ``start`` of the estimation on, from the
+    ``blend_estimation`` a Gradient Blending run stored in its experiment config (``per_epoch_pair``: pair ``i`` spans
+    epochs ``i`` to ``i + 1``; at least the last pair is kept)."""
+    history = details["per_epoch_pair"]
+    first = min(int(math.floor(start * len(history))), len(history) - 1)
+    return average_blend_weights(history[first:])
+
+
+def _add_late_window(
+    s: RecipeSettings,
+    search: Search,
+    metric: str,
+    planned: list[tuple[str, ExperimentConfig, dict[str, Any]]],
+) -> None:
+    """Runs with the weights of the window [0.9 E, E]: each waits for the run of its seed that
+    estimated the weights over [0, E] and averages that estimation's late epoch pairs, so the
+    estimation is trained once per seed and metric."""
+    from .plans import COST
+
+    key = f"{metric}_late/seeds"
+    search.groups[key] = []
+    search.params[key] = {"lr": BLEND_LR, "blend_metric": metric, "window": "late"}
+    for _, cfg, _ in planned:
+        source = _name(s, cfg.out)
+        out = Path(cfg.out).parent.with_name(f"{metric}_late") / Path(cfg.out).name
+        name = _name(s, out)
+
+        def build(cfg: ExperimentConfig = cfg, out: Path = out) -> ExperimentConfig:
+            details = open_run(cfg.out).config["experiment"]["blend_estimation"]
+            w = late_window_weights(details)
+            regs = replace(cfg.regularizers, blend_weights=(w["joint"], w["cc"], w["mlo"]))
+            return replace(cfg, out=out, regularizers=regs)
+
+        search.groups[key].append(name)
+        search.runs.append(RunSpec(name, build, needs=(source,), cost=COST["gradient_blending"]))
 
 
 def _start_from_selected_uni_views(s: RecipeSettings, folder: str, search: Search) -> None:

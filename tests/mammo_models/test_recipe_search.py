@@ -21,9 +21,15 @@ from lca_toolkit import open_run
 from mammo_models.recipes import RecipeSettings, make_recipes, plans, run_all
 from mammo_models.recipes import runner as runner_module
 from mammo_models.recipes.make import run_counts
-from mammo_models.recipes.search import row_search, search_runs, selected_stores
+from mammo_models.recipes.search import (
+    late_window_weights,
+    row_search,
+    search_runs,
+    selected_stores,
+)
 from mammo_models.training import ConfigError, DataSource
 from mammo_models.training.config import run_dir
+from tests.helpers.plot_stores import write_store
 
 
 def _settings(root: Path, **over) -> RecipeSettings:
@@ -49,14 +55,15 @@ def test_run_counts_follow_the_papers_search():
     paper = RecipeSettings(search="paper")
     counts = {n: run_counts([n], paper)[n] for n in ("table1", "table2", "table3", "fig8")}
     # 10 learning rates x 3 seeds per row; Table 2: Joint 30, Pretraining 30 + its uni-view
-    # searches 60, Split LR and Modality Dropout 2 bases x 10 x 3, Gradient Blending 2 x 3.
+    # searches 60, Split LR and Modality Dropout 2 bases x 10 x 3, Gradient Blending 2 metrics
+    # x 2 windows x 3.
     assert counts == {
         "table1": 150,
-        "table2": 30 + 90 + 60 + 6 + 60,
+        "table2": 30 + 90 + 60 + 12 + 60,
         "table3": 30 + 60 + 30,
         "fig8": 60,
     }
-    assert run_counts(["table1", "table2"], paper)["total"] == 150 + 246 - 30 - 60
+    assert run_counts(["table1", "table2"], paper)["total"] == 150 + 252 - 30 - 60
     fixed = RecipeSettings()
     assert run_counts(["table1", "table2", "table3"], fixed) == {
         "table1": 15,
@@ -94,10 +101,13 @@ def test_searches_are_shared_stable_and_sample_the_papers_ranges(tmp_path):
     split = [r.build() for r in row_search(big, "heatmaps", "split_lr").runs]
     assert {c.lr for c in split} == {1e-5, 1e-4}
     assert all(-1 <= a <= 1 for c in split for a in c.regularizers.split_lr_alphas.values())
-    blend = [
-        r.build() for r in row_search(_settings(tmp_path), "heatmaps", "gradient_blending").runs
-    ]
-    assert {(c.lr, c.regularizers.blend_metric) for c in blend} == {(1e-4, "loss")}
+    blend = row_search(s, "heatmaps", "gradient_blending").runs
+    early = [r.build() for r in blend if not r.needs]
+    assert {(c.lr, c.regularizers.blend_metric, c.regularizers.blend_weights) for c in early} == {
+        (1e-4, "loss", None)  # estimated over [0, E] by the run itself
+    }
+    late = [r for r in blend if r.needs]
+    assert [r.needs for r in late] == [(f"{r.name.replace('loss_late', 'loss')}",) for r in late]
     pre = row_search(s, "heatmaps", "pretraining").runs
     assert all(set(r.needs) == uni and r.soft_needs for r in pre)
 
@@ -113,6 +123,25 @@ def test_make_recipes_prints_the_run_count_before_training(tmp_path, monkeypatch
 
 
 # ------------------------------------------------------------------------------ trained runs
+def test_the_late_window_averages_the_last_tenth_of_the_estimation(tmp_path):
+    s = _settings(tmp_path)
+    # ten epoch pairs: [0.9 E, E] keeps the last one; the stored weights are what it trains with
+    history = [{"joint": 0.5, "cc": 0.25, "mlo": 0.25}] * 9 + [
+        {"joint": 0.2, "cc": 0.2, "mlo": 0.6}
+    ]
+    assert late_window_weights({"per_epoch_pair": history}) == pytest.approx(history[-1])
+    assert late_window_weights({"per_epoch_pair": history[:1]}) == pytest.approx(history[0])
+    late = next(r for r in row_search(s, "heatmaps", "gradient_blending").runs if r.needs)
+    source = write_store(s.root / f"{late.needs[0]}.zarr", n_steps=2, lca_every=None, n_epochs=1)
+    meta = source / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["config"]["experiment"] = {"blend_estimation": {"per_epoch_pair": history}}
+    meta.write_text(json.dumps(doc))
+    cfg = late.build()
+    assert cfg.regularizers.blend_weights == pytest.approx((0.2, 0.2, 0.6))
+    assert cfg.out == s.root / f"{late.name}.zarr" and cfg.lr == 1e-4
+
+
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     """The Pretraining search with the uni-view searches it starts from (2 rates x 2 seeds each),
@@ -230,8 +259,8 @@ def test_recipe_options_reach_the_runs(tmp_path):
     )
     assert res.exit_code == 0, res.output
     # Table 2: Joint 4, Pretraining 4 + uni-view 8, Split LR and Modality Dropout 2 x 10 x 2,
-    # Gradient Blending 2 x 2; Table 3: Joint 4, Modality Dropout 40, Shared 4.
-    assert "table2 --search paper: 100 runs" in res.output
+    # Gradient Blending 2 x 2 x 2; Table 3: Joint 4, Modality Dropout 40, Shared 4.
+    assert "table2 --search paper: 104 runs" in res.output
     assert "table3 --search paper: 48 runs" in res.output
     s = RecipeSettings(table_lr=3e-4, dropout=(0.1, 0.6), seeds=(4,), epochs=3)
     cfgs = {r.name: r.build() for r in plans.table_runs(s, "images", plans.TABLE3_ROWS)}
