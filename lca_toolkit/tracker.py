@@ -42,6 +42,11 @@ E on every rank; groups and LCA use the unwrapped module (names without ``module
 from DDP's averaged gradients, E is sharded across ranks by batch index (see
 :mod:`lca_toolkit.distributed`), the loss column is averaged across ranks once per transfer of rows,
 and only rank 0 opens the store: every rank must make the same calls in the same order.
+
+Live mirror (``mirror="tensorboard:DIR"``, see :mod:`lca_toolkit.mirrors`): every record the
+store gets is also handed to the mirror, right after the store, on rank 0 only. The store stays
+the source of truth: a mirror that raises is reported once as a ``MirrorWarning`` and switched
+off, and training and the store go on. Without a mirror nothing extra runs.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from . import distributed, grad_norms
 from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
+from .mirrors import Mirror, open_mirror
 from .quadrature import AdaptiveOptions
 from .records import LcaRecord, Sink, StepBlock
 from .sinks import MemorySink, NullSink
@@ -113,6 +119,10 @@ class Tracker:
         flush_every: rows the store writer queues before writing.
         on_nonfinite: ``record`` (default) | ``stop`` | ``skip``; see the module docstring.
             ``stop`` and ``skip`` need ``optimizer``.
+        mirror: ``"tensorboard:DIR"`` to also write the recorded scalars as TensorBoard events
+            in ``DIR`` while the run goes (needs ``lca-toolkit[tensorboard]``), an object
+            implementing :class:`~lca_toolkit.mirrors.Mirror`, or ``None`` (default). Rank 0
+            only; a failing mirror warns once and is switched off (``tracker.mirror``).
     """
 
     def __init__(
@@ -139,6 +149,7 @@ class Tracker:
         transfer_every: int = 64,
         flush_every: int = 256,
         on_nonfinite: str = "record",
+        mirror: str | os.PathLike[str] | Mirror | None = None,
     ) -> None:
         inner = distributed.unwrap(model)
         if isinstance(groups, ParamGroups) and inner is not model:  # built on the DDP wrapper
@@ -195,7 +206,14 @@ class Tracker:
         members = groups.members
         if self.engine and BN_GROUP in self.group_names:
             members[BN_GROUP] = self.engine.buffer_names
+        # Checked on every rank (a bad spec or a missing extra fails everywhere, before a store
+        # exists); kept on rank 0 only. Its writer opens at the first record.
+        self.mirror = open_mirror(mirror)
+        if not distributed.is_main():
+            self.mirror = None
         self.sink: Sink = self._open_sink(store, members, config, store_mode, flush_every)
+        if self.mirror is not None:
+            self.mirror.start(self.group_names)
 
         # Per-step state (device tensors, never synced in the hot path).
         self._record_update = record_update_norm and optimizer is not None
@@ -399,7 +417,10 @@ class Tracker:
                 "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
             )
         result = self.engine.measure(self.step)
-        self.sink.append_lca(_to_record(result))
+        record = _to_record(result)
+        self.sink.append_lca(record)
+        if self.mirror is not None:
+            self.mirror.append_lca(record)
         if self.engine.config.cumulative:
             self.sink.write_cumulative_lca(
                 {k: v.cpu().numpy() for k, v in self.engine.cumulative().items()}, at_step=self.step
@@ -409,7 +430,10 @@ class Tracker:
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store per-epoch metrics (train/val AUC, losses...) in ``epochs/``."""
         self._check_open()
-        self.sink.append_epoch(epoch, {k: float(v) for k, v in metrics.items()})
+        values = {k: float(v) for k, v in metrics.items()}
+        self.sink.append_epoch(epoch, values)
+        if self.mirror is not None:
+            self.mirror.append_epoch(epoch, values, self.step)
         self._last_epoch = epoch
 
     # ----------------------------------------------------------------------------- storage
@@ -447,18 +471,19 @@ class Tracker:
         else:
             upd[:] = math.nan
         pad = np.full((n_rows, len(self.group_names) - self._n_param_groups), math.nan)
-        self.sink.append_steps(
-            StepBlock(
-                step=np.asarray(self._row_steps, dtype=np.int64),
-                loss=loss,
-                grad_norm_total=total,
-                grad_norm=np.hstack([gn, pad]),
-                rel_sq_norm=np.hstack([rel, pad]),
-                update_norm=np.hstack([upd, pad]),
-                skipped=skipped,
-                lr=np.asarray(self._row_lrs, dtype=np.float64),
-            )
+        block = StepBlock(
+            step=np.asarray(self._row_steps, dtype=np.int64),
+            loss=loss,
+            grad_norm_total=total,
+            grad_norm=np.hstack([gn, pad]),
+            rel_sq_norm=np.hstack([rel, pad]),
+            update_norm=np.hstack([upd, pad]),
+            skipped=skipped,
+            lr=np.asarray(self._row_lrs, dtype=np.float64),
         )
+        self.sink.append_steps(block)
+        if self.mirror is not None:
+            self.mirror.append_steps(block)
         self._clear_rows()
 
     def _clear_rows(self) -> None:
@@ -469,6 +494,8 @@ class Tracker:
         """Move pending rows to the store and wait until they are on disk."""
         self._transfer_rows()
         self.sink.flush()
+        if self.mirror is not None:
+            self.mirror.flush()
 
     def update_attrs(self, **attrs: Any) -> None:
         """Store run-level attributes (JSON-serialisable) beside the records, e.g. the results."""
@@ -520,6 +547,8 @@ class Tracker:
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
         last_epoch = -1 if self._last_epoch is None else self._last_epoch
         self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
+        if self.mirror is not None:
+            self.mirror.truncate(last_step=self.step)
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:
         """Flush everything, remove the optimizer hooks and mark the run's status."""
@@ -533,7 +562,11 @@ class Tracker:
                 h.remove()
             self._hooks = []
             self._closed = True
-            self.sink.close(status=status, reason=reason)
+            try:
+                self.sink.close(status=status, reason=reason)
+            finally:
+                if self.mirror is not None:
+                    self.mirror.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -151,6 +151,8 @@ class Experiment:
         train_subset_metrics: also log ``train_subset_loss`` / ``train_subset_auc`` every epoch,
             measured in eval mode on a fixed random subset of training breasts with the natural
             prevalence, as large as the validation set (Gradient Blending's "train" side).
+        mirror: the Tracker's live mirror, e.g. ``"tensorboard:DIR"``; not part of the run's
+            configuration (a resumed run may mirror elsewhere or not at all).
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class Experiment:
         echo: Callable[[str], None] = print,
         on_step: Callable[[int], None] | None = None,
         train_subset_metrics: bool = False,
+        mirror: str | None = None,
     ) -> None:
         self.config = config
         self.resume = resume
@@ -171,6 +174,7 @@ class Experiment:
         self.checkpoint_every = config.train_preset.checkpoint_every if every is None else every
         self.on_step = on_step
         self.train_subset_metrics = train_subset_metrics
+        self.mirror = mirror
         self.device = resolve_device(config.device)
         if self.device.type == "cuda" and distributed.is_distributed():
             self.device = torch.device("cuda", distributed.local_rank())  # one GPU per rank
@@ -285,6 +289,7 @@ class Experiment:
             bn_policy=record.bn_policy,
             config={"experiment": experiment_attrs},
             on_nonfinite=record.on_nonfinite,
+            mirror=self.mirror,
         )
         with tracker:
             if c.data.skip_bad_images:
