@@ -201,3 +201,39 @@ def test_bad_mirror_spec_names_the_accepted_form(tmp_path):
     tracker = Tracker(SmoothMLP())  # the default: no mirror at all
     assert tracker.mirror is None
     tracker.close()
+
+
+def test_resume_hides_what_the_stopped_run_logged_after_its_checkpoint(tmp_path):
+    tb, store = tmp_path / "tb", tmp_path / "run.zarr"
+    model = SmoothMLP(seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    batches = mlp_batches(n=32, batch_size=4, seed=9)
+
+    def tracker(mode: str) -> Tracker:
+        return Tracker(
+            model, optimizer=opt, store=store, store_mode=mode, mirror=f"tensorboard:{tb}"
+        )
+
+    def loop(t: Tracker, part: list) -> None:
+        for batch in part:
+            opt.zero_grad()
+            loss = mlp_loss(model, batch).mean()
+            loss.backward()
+            t.after_backward(loss)
+            opt.step()
+            t.after_step()
+
+    first = tracker("create")
+    loop(first, batches[:4])
+    checkpoint = first.state_dict()
+    loop(first, batches[4:6])  # steps 5 and 6 reach the store and TensorBoard, then a stop
+    first.close("interrupted")
+    resumed = tracker("resume")
+    resumed.load_state_dict(checkpoint)
+    loop(resumed, batches[4:8])  # steps 5..8 again (other batches, other values)
+    resumed.close()
+
+    got = scalars(tb)
+    steps = open_run(store).steps()
+    assert got["grad_norm/audio"][0].tolist() == steps["step"].tolist() == list(range(1, 9))
+    np.testing.assert_allclose(got["grad_norm/audio"][1], steps["grad_norm/audio"], **F32)
