@@ -237,3 +237,13 @@ def test_resume_hides_what_the_stopped_run_logged_after_its_checkpoint(tmp_path)
     steps = open_run(store).steps()
     assert got["grad_norm/audio"][0].tolist() == steps["step"].tolist() == list(range(1, 9))
     np.testing.assert_allclose(got["grad_norm/audio"][1], steps["grad_norm/audio"], **F32)
+
+
+def test_only_rank_0_mirrors(tmp_path, monkeypatch):
+    from lca_toolkit import distributed
+
+    monkeypatch.setattr(distributed, "is_main", lambda: False)  # as on rank 1 of a DDP run
+    tracker = Tracker(SmoothMLP(), store=tmp_path / "run.zarr", mirror=f"tensorboard:{tmp_path}/tb")
+    assert tracker.mirror is None
+    tracker.close()
+    assert not (tmp_path / "tb").exists()
