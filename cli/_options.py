@@ -26,6 +26,20 @@ on_nonfinite_option = click.option(
 )
 """``--on-nonfinite``, shared by ``lca-run mammo``, ``sweep`` and ``job``."""
 
+tensorboard_option = click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the recorded scalars (gradient norms, LCA, residual) as TensorBoard events "
+    "here while the run goes (needs lca-toolkit[tensorboard]); the store stays the record.",
+)
+"""``--tensorboard DIR``, shared by ``lca-run mammo`` and ``job``: ``Tracker(mirror=...)``."""
+
+
+def mirror_spec(tensorboard: Path | None) -> str | None:
+    """The Tracker's ``mirror=`` for ``--tensorboard DIR``."""
+    return None if tensorboard is None else f"tensorboard:{tensorboard}"
+
+
 TESTBED_HELP = (
     "Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
     "(cue-mlo) or CC (cue-cc), none (balanced), or an MLO view without lesions (mlo-blind)."
