@@ -253,6 +253,12 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             help="Stop after N optimizer steps (quick checks).",
         ),
+        click.option(
+            "--sync-bn",
+            is_flag=True,
+            help="Under torchrun, train BatchNorm with torch's SyncBatchNorm over the global batch "
+            "(CUDA only; LCA passes still normalise each batch on its own).",
+        ),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):

@@ -73,6 +73,7 @@ def stored_options(config: ExperimentConfig) -> dict[str, Any]:
         "workers": config.num_workers,
         "max_steps": config.max_steps,
         "checkpoint_every": config.checkpoint_every,
+        "sync_bn": config.sync_bn,
     }
 
 

@@ -91,6 +91,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
         num_workers=o["workers"],
         max_steps=o["max_steps"],
         checkpoint_every=o["checkpoint_every"],
+        sync_bn=o["sync_bn"],
         data=DataSource(
             kind=o["data_kind"],
             manifest=o["manifest"],

@@ -209,6 +209,9 @@ class ExperimentConfig:
             0: at epoch ends only).
         max_steps: stop after this many optimizer steps (``None`` = all epochs), then validate
             the partial epoch and test as usual; for quick checks.
+        sync_bn: under DDP, train with ``torch.nn.SyncBatchNorm`` (CUDA only), so BatchNorm
+            normalises over the global batch rather than each rank's share; LCA passes still
+            normalise each of their batches on its own.
     """
 
     out: Path
@@ -223,6 +226,7 @@ class ExperimentConfig:
     num_workers: int = 0
     checkpoint_every: int | None = None
     max_steps: int | None = None
+    sync_bn: bool = False
     data: DataSource = field(default_factory=DataSource)
     record: RecordConfig = field(default_factory=RecordConfig)
     regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)

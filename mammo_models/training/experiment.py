@@ -261,6 +261,11 @@ class Experiment:
                 "fewer breasts without a finding than with one: every epoch uses all of them"
             )
         model = self._build_model(run_data)
+        if c.sync_bn:  # before the optimizer: the converted modules keep the same tensors anyway
+            model = distributed.convert_sync_batchnorm(model, self.device)
+        distributed.warn_small_batchnorm(
+            model, distributed.per_rank_batch_size(c.batch_size), synced=c.sync_bn
+        )
         optimizer, lr_info = self._build_optimizer(model)
         check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
