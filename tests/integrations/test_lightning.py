@@ -89,6 +89,28 @@ def test_bf16_mixed_records_finite_unscaled_norms(tmp_path):
     assert_lca_complete(run.lca())
 
 
+def test_fp16_grad_scaler_unscaled_norms_and_a_skipped_step(tmp_path):
+    # Lightning turns precision="16-mixed" into bf16 on CPU; the plugin keeps fp16 and its scaler.
+    from lightning.pytorch.plugins import MixedPrecision
+
+    class Overflow(TwoTower):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            return loss * float("inf") if batch_idx == 2 else loss  # the scaler skips step 3
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    cb, ref = callback(tmp_path / "run.zarr"), GradReference(GROUPS)
+    fit = trainer([cb, ref], max_steps=4, plugins=[MixedPrecision("16-mixed", "cpu", scaler)])
+    fit.fit(Overflow(), loader())
+    steps = open_run(tmp_path / "run.zarr").steps()
+    assert steps["skipped"].tolist() == [False, False, True, False]
+    assert steps.loc[2, [f"grad_norm/{g}" for g in GROUPS]].isna().all()
+    kept = steps.drop(index=2).reset_index(drop=True)
+    ref.norms = [ref.norms[i] for i in (0, 1, 3)]
+    assert_norms_match(kept, ref)  # unscaled: the reference reads after Lightning unscaled
+    assert kept["grad_norm_total"].max() < 100  # not multiplied by the scale (1024)
+
+
 def test_resume_from_a_lightning_checkpoint_continues_the_store_exactly(tmp_path):
     # 16 samples, batches of 4, accumulation 2: two optimizer steps per epoch; a checkpoint at
     # the end of every epoch, so the resumed fit sees the same batches as the uninterrupted one.
