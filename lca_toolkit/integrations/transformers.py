@@ -4,7 +4,8 @@
 
     from lca_toolkit.integrations.transformers import LcaCallback
 
-    callback = LcaCallback({"vision": "vision_model.", "text": "text_model.", "heads": ""},
+    heads = ["visual_projection.", "text_projection.", "logit_scale"]
+    callback = LcaCallback({"vision": "vision_model.", "text": "text_model.", "heads": heads},
                            store="runs/x.zarr", loss_fn=per_sample_loss,
                            eval_batches=eval_batches, lca_every=50)
     transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
