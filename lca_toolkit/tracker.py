@@ -23,7 +23,26 @@ gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradie
 complete and after a ``torch.amp.GradScaler`` has unscaled them. A step the scaler skips (inf/NaN
 gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=True`` and NaN norms,
 not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
-before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped.
+before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped. The learning
+rates recorded are the ones ``optimizer.step()`` ran with (read in the same pre-hook), so a
+scheduler stepped before ``after_step`` does not shift them by one step.
+
+Gradient clipping: ``grad_norm/<group>`` is always the raw norm of the accumulated gradient before
+clipping (unscaled under AMP), the quantity of the paper, in a hand-written loop as in the
+Lightning and Hugging Face callbacks (:mod:`lca_toolkit.integrations`). A loop that clips calls
+:meth:`Tracker.before_clip` between unscaling and clipping, which reads the norms there; without
+it the pre-hook would read the clipped gradients::
+
+        scaler.scale(loss).backward()
+        tracker.after_backward(loss)
+        scaler.unscale_(opt)
+        tracker.before_clip()             # raw norms, before clipping
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt); scaler.update()
+        tracker.after_step()
+
+What the optimizer actually received after clipping is not a separate column (the store format
+has none); ``update_norm/<group>`` records the change it made to the weights.
 
 Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
 stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
@@ -174,6 +193,9 @@ class Tracker:
         self.nonfinite_skipped = 0
         self.last_skipped = False  # the last step was not applied (non-finite or GradScaler)
         self._skip_pending = False
+        self._norms_early = False  # before_clip() read this step's norms: the pre-hook keeps them
+        self._stepped = False  # optimizer.step() ran for this step (its pre-hook fired)
+        self._step_lrs: list[float] | None = None  # learning rates optimizer.step() ran with
         self.model = model
         self.groups = groups
         self.optimizer = optimizer
@@ -289,7 +311,10 @@ class Tracker:
         self._have_norms = True
 
     def _pre_step_hook(self, optimizer, args, kwargs) -> None:
-        self._write_norms()
+        self._stepped = True
+        self._step_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        if not self._norms_early:
+            self._write_norms()
         if self.on_nonfinite != "record":
             self._check_finite(optimizer)
         if self._record_update:
@@ -348,8 +373,32 @@ class Tracker:
             value = (value.mean() if value.dim() else value).to(torch.float64)
             self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
             self._loss_count += 1
-        if self.optimizer is None:
+        if self.optimizer is None and not self._norms_early:
             self._write_norms()
+
+    def before_clip(self, grad_scale: Tensor | float | None = None) -> None:
+        """Read this step's gradient norms now, before any gradient clipping changes them.
+
+        Call once per optimizer step, after the last backward of the step (after
+        ``scaler.unscale_(optimizer)`` under a GradScaler) and before clipping and
+        ``optimizer.step()``; the norms read here are the ones recorded for the step (the last call
+        before :meth:`after_step` wins). Needed only when the loop clips gradients: the paper's
+        quantity is the raw gradient norm, and without this call the norms are read inside
+        ``optimizer.step()``, after clipping. A step the GradScaler then skips is still recorded
+        as skipped, with NaN norms.
+
+        Args:
+            grad_scale: the factor the gradients are still multiplied by, when they are read before
+                a GradScaler unscaled them (its current scale, a 0-d or 1-element tensor or a
+                float); the recorded norms are divided by it. ``None``: already unscaled.
+        """
+        self._check_open()
+        self._write_norms()
+        if grad_scale is not None:
+            grad_part = self._norm_slots[len(self._row_steps)][: len(self._params)]
+            with torch.no_grad():
+                grad_part.div_(torch.as_tensor(grad_scale).to(grad_part).reshape(()))
+        self._norms_early = True
 
     def after_step(self) -> LcaResult | None:
         """Call once after every optimizer step. Returns the LCA result when an interval ended.
@@ -391,8 +440,11 @@ class Tracker:
     def _append_row(self) -> None:
         """Close the row of the step that just ended (its norms are already in the buffer)."""
         self.step += 1
-        # With an optimizer, no norms means optimizer.step() never ran: GradScaler skipped it.
-        skipped = self.optimizer is not None and not self._have_norms
+        # With an optimizer, a step whose pre-hook never fired was skipped by the GradScaler; its
+        # norms (read early by before_clip, or not at all) are not recorded.
+        skipped = self.optimizer is not None and not self._stepped
+        if skipped:
+            self._have_norms = self._have_update = False
         if self._skip_pending:
             skipped, self._skip_pending = True, False
             self.nonfinite_skipped += 1
@@ -401,10 +453,16 @@ class Tracker:
         self._row_flags.append((self._have_norms, self._have_update, skipped))
         self._row_losses.append((self._loss_sum, self._loss_count))
         self._row_steps.append(self.step)
-        self._row_lrs.append(
-            [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [math.nan]
-        )
+        if self.optimizer is None:
+            lrs = [math.nan]
+        elif self._step_lrs is not None:
+            lrs = self._step_lrs
+        else:  # a skipped step: the rates it would have used
+            lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
+        self._row_lrs.append(lrs)
         self._have_norms = self._have_update = False
+        self._norms_early = self._stepped = False
+        self._step_lrs = None
         self._loss_sum, self._loss_count = None, 0
         if len(self._row_steps) == self._raw.shape[0]:
             self._transfer_rows()
