@@ -13,6 +13,18 @@ from types import ModuleType
 from .errors import MissingExtraError
 
 
+def import_or_explain(module: str, message: str) -> ModuleType:
+    """Import ``module``, or raise :class:`MissingExtraError` (an ``ImportError``) with ``message``.
+
+    The chained traceback of the failed import is dropped on purpose: the fix is always the same
+    ``pip install`` line, and a page of import machinery hides it.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(message) from None
+
+
 def require(module: str, *, package: str, extra: str, feature: str) -> ModuleType:
     """Import ``module`` for ``feature``, or raise :class:`MissingExtraError` naming ``extra``.
 
@@ -22,10 +34,18 @@ def require(module: str, *, package: str, extra: str, feature: str) -> ModuleTyp
         extra: the optional-dependency group of lca-toolkit that installs it.
         feature: what the user asked for, for the message (e.g. ``"mirror='tensorboard:DIR'"``).
     """
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(
-            f"{feature} needs the {package} package, which is not installed: "
-            f"pip install 'lca-toolkit[{extra}]'"
-        ) from None
+    return import_or_explain(
+        module,
+        f"{feature} needs the {package} package, which is not installed: "
+        f"pip install 'lca-toolkit[{extra}]'",
+    )
+
+
+def require_for_integration(
+    module: str, *, integration: str, library: str, extra: str
+) -> ModuleType:
+    """``lca_toolkit.integrations.<integration>`` imported without its extra: one line."""
+    return import_or_explain(
+        module,
+        f"lca_toolkit.integrations.{integration} needs {library}: pip install 'lca-toolkit[{extra}]'",
+    )

@@ -38,15 +38,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._batches import move_to
+from .._extras import require_for_integration
 from ..errors import TrackerError
 from ..groups import ParamGroups
 from ..lca import LossFn
 from ..records import Sink
 from ..tracker import Tracker
-from ._extras import require
 from ._options import tracker_options
 
-_pl = require("lightning.pytorch", integration="lightning", library="Lightning", extra="lightning")
+_pl = require_for_integration(
+    "lightning.pytorch", integration="lightning", library="Lightning", extra="lightning"
+)
 
 __all__ = ["LcaCallback"]
 

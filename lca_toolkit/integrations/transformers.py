@@ -44,16 +44,16 @@ import torch
 from torch import Tensor, nn
 
 from .._batches import move_to
+from .._extras import require_for_integration
 from ..errors import TrackerError
 from ..groups import ParamGroups
 from ..lca import LossFn
 from ..records import Sink
 from ..tracker import Tracker
 from ._backward_end import BackwardEnd
-from ._extras import require
 from ._options import tracker_options
 
-_transformers = require(
+_transformers = require_for_integration(
     "transformers", integration="transformers", library="transformers", extra="transformers"
 )
 
