@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DEFAULT_MAX_LISTED, DataConfigError, ManifestError, ManifestProblem
-from .images import dicom_laterality_view, is_dicom, read_heatmap, read_image
+from ..errors import DEFAULT_MAX_LISTED, DataConfigError, ManifestError, ManifestProblem
+from ..images import dicom_laterality_view, is_dicom, read_heatmap, read_image
 
 PathLike = str | os.PathLike[str]
 
