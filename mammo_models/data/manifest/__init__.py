@@ -33,6 +33,18 @@ counted as dropped. ``other`` views are never used.
 Splits: when the manifest has no ``split`` column (or it is empty everywhere), patients are
 assigned to train/val/test with a seeded permutation, fractions 0.7/0.15/0.15 by default
 (:func:`assign_splits`); whole patients move, so no patient is in two splits.
+
+Modules, one job each (every name is importable from this package):
+
+* :mod:`.schema`: the columns, their allowed values and the reasons an image is not used;
+* :mod:`.reading`: :func:`read_manifest`;
+* :mod:`.cells`: cell parsers and :class:`Cells`, the table the validation rules share;
+* :mod:`.rules`, :mod:`.laterality_view`, :mod:`.consistency` and :func:`.files.check_files`:
+  one function per validation rule, each returning its problems in row order;
+* :mod:`.validate`: :func:`validate_manifest`, which runs the rules in a fixed order;
+* :mod:`.files`: path resolution and the decoding of images and heatmaps;
+* :mod:`.splits`, :mod:`.pairing`, :mod:`.summary` and :mod:`.loading`: the rest of
+  :func:`load_manifest`.
 """
 
 from __future__ import annotations
