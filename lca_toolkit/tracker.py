@@ -41,8 +41,7 @@ it the pre-hook would read the clipped gradients::
         scaler.step(opt); scaler.update()
         tracker.after_step()
 
-What the optimizer actually received after clipping is not a separate column (the store format
-has none); ``update_norm/<group>`` records the change it made to the weights.
+``update_norm/<group>`` records the change the clipped step made to the weights.
 
 Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
 stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
@@ -62,17 +61,14 @@ from DDP's averaged gradients, E is sharded across ranks by batch index (see
 :mod:`lca_toolkit.distributed`), the loss column is averaged across ranks once per transfer of rows,
 and only rank 0 opens the store: every rank must make the same calls in the same order.
 
-Live mirror (``mirror="tensorboard:DIR"``, see :mod:`lca_toolkit.mirrors`): every record the
-store gets is also handed to the mirror, right after the store, on rank 0 only. The store stays
-the source of truth: a mirror that raises is reported once as a ``MirrorWarning`` and switched
-off, and training and the store go on. Without a mirror nothing extra runs.
+Live mirror (``mirror=``, :mod:`lca_toolkit.mirrors`): rank 0 hands every stored record to it
+too; the store stays the source of truth, and a mirror that raises warns once and is switched off.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -84,21 +80,14 @@ from . import distributed, grad_norms
 from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
+from .lca_config import lca_config_from
+from .lca_result import to_record
 from .mirrors import Mirror, open_mirror
-from .quadrature import AdaptiveOptions
-from .records import LcaRecord, Sink, StepBlock
-from .sinks import MemorySink, NullSink
+from .records import Sink, StepBlock
+from .sinks import open_sink
 
 NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
 """What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
-
-
-def _library_config() -> dict[str, str]:
-    return {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 class Tracker:
@@ -122,14 +111,8 @@ class Tracker:
         lca_every: k, a shorthand for ``lca=LcaConfig(every=k, ...)`` built from the keywords
             below, which are ignored without it. Giving ``lca`` and any of these keywords is an
             error.
-        quadrature: ``simpson`` (default) | ``trapezoid`` | ``lobatto4`` | ``adaptive`` | ``first_order``.
-        rel_tol, abs_tol, max_panels: stopping rule of the adaptive rule.
-        bn_policy: ``interpolate`` (default) | ``train`` | ``none``; see :mod:`lca_toolkit.lca`.
-        per_tensor: also store LCA per parameter tensor (``lca/by_tensor``).
-        cumulative: also store cumulative per-parameter LCA arrays (one extra float64 copy of the
-            parameters on the device).
-        (``None`` for any of the keywords from ``quadrature`` on means the :class:`LcaConfig`
-        default.)
+        quadrature, rel_tol, abs_tol, max_panels, bn_policy, per_tensor, cumulative: the
+            :class:`LcaConfig` fields of those names (``None``: its default).
         record_update_norm: record ``||theta_after - theta_before||`` per group (keeps one
             parameter-sized buffer; needs ``optimizer``).
         config: extra run configuration stored in the store's attrs (JSON-serialisable).
@@ -211,7 +194,7 @@ class Tracker:
             if loss_fn is None or eval_batches is None:
                 asked = "lca_every" if lca is None else "lca"
                 raise TrackerError(f"{asked} needs loss_fn= and eval_batches= (the subset E)")
-            lca_config = _lca_config(
+            lca_config = lca_config_from(
                 lca,
                 lca_every=lca_every,
                 quadrature=quadrature,
@@ -233,7 +216,21 @@ class Tracker:
         self.mirror = open_mirror(mirror)
         if not distributed.is_main():
             self.mirror = None
-        self.sink: Sink = self._open_sink(store, members, config, store_mode, flush_every)
+        self.sink: Sink = open_sink(
+            store,
+            groups=groups,
+            group_names=self.group_names,
+            members=members,
+            model=model,
+            optimizer=optimizer,
+            lca=self.engine.config if self.engine else None,
+            tensor_names=self.engine.tensor_names
+            if self.engine and self.engine.config.per_tensor
+            else None,
+            config=config,
+            store_mode=store_mode,
+            flush_every=flush_every,
+        )
         if self.mirror is not None:
             self.mirror.start(self.group_names)
 
@@ -265,43 +262,6 @@ class Tracker:
         self._row_flags: list[tuple[bool, bool, bool]] = []  # (norms, update, skipped)
         self._last_epoch: int | None = None
         self._closed = False
-
-    # ----------------------------------------------------------------------------- setup
-    def _open_sink(self, store, members, config, store_mode, flush_every) -> Sink:
-        if store is None:
-            return MemorySink(self.group_names)
-        if not distributed.is_main():  # only rank 0 writes the store
-            return NullSink(self.group_names)
-        if not isinstance(store, (str, os.PathLike)):
-            return store
-        lca_cfg = None if self.engine is None else self.engine.config.as_record()
-        run_config = {
-            "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
-            **dict(config or {}),
-        }
-        numel = self.groups.numel()
-        summary = {
-            "numel": {g: numel.get(g, 0) for g in self.group_names},
-            "trainable": sum(numel.values()),
-            "model": type(self.model).__name__,
-            "libraries": _library_config(),
-        }
-        from .store import RunWriter  # the zarr writer is only needed for a store on disk
-
-        lr_groups = len(self.optimizer.param_groups) if self.optimizer is not None else 1
-        return RunWriter(
-            store,
-            groups=self.group_names,
-            group_members=members,
-            lr_groups=lr_groups,
-            tensor_names=self.engine.tensor_names
-            if self.engine and self.engine.config.per_tensor
-            else None,
-            config=run_config,
-            model_summary=summary,
-            mode=store_mode,
-            flush_every=flush_every,
-        )
 
     # ----------------------------------------------------------------------------- hooks
     def _write_norms(self) -> None:
@@ -475,7 +435,7 @@ class Tracker:
                 "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
             )
         result = self.engine.measure(self.step)
-        record = _to_record(result)
+        record = to_record(result)
         self.sink.append_lca(record)
         if self.mirror is not None:
             self.mirror.append_lca(record)
@@ -640,56 +600,3 @@ class Tracker:
             self.close("interrupted", reason="KeyboardInterrupt")
         else:
             self.close("failed", reason=f"{exc_type.__name__}: {exc}")
-
-
-def _lca_config(lca: LcaConfig | None, *, lca_every: int | None, **options: Any) -> LcaConfig:
-    """The run's LCA configuration: ``lca`` as given, or one built from the flat keywords.
-
-    Both at once would leave two sources for one setting, so that is an error naming the flat
-    keywords given. A flat option left at ``None`` takes the :class:`LcaConfig` default.
-    """
-    given = {k: v for k, v in options.items() if v is not None}
-    if lca is not None:
-        if not isinstance(lca, LcaConfig):
-            raise TrackerError(f"lca must be an LcaConfig, got {type(lca).__name__}: {lca!r}")
-        flat = (["lca_every"] if lca_every is not None else []) + sorted(given)
-        if flat:
-            raise TrackerError(
-                f"Tracker got lca= and the flat LCA keyword(s) {', '.join(flat)}; give one or "
-                "the other: put them into the LcaConfig (e.g. LcaConfig(every=k, "
-                "quadrature=..., adaptive=AdaptiveOptions(rel_tol=...)))"
-            )
-        return lca
-    adaptive_keys = ("rel_tol", "abs_tol", "max_panels")
-    adaptive = AdaptiveOptions(**{k: given.pop(k) for k in adaptive_keys if k in given})
-    return LcaConfig(every=lca_every, adaptive=adaptive, **given)
-
-
-def _to_record(result: LcaResult) -> LcaRecord:
-    """One host transfer for an interval's numbers."""
-    g = result.by_group.numel()
-    parts = [
-        result.by_group,
-        result.abs_by_group,
-        result.error_by_group,
-        result.helped.to(torch.float64),
-        result.hurt.to(torch.float64),
-        torch.stack([result.loss_start, result.loss_end, result.residual]).to(torch.float64),
-    ]
-    if result.by_tensor is not None:
-        parts.append(result.by_tensor)
-    host = torch.cat(parts).cpu().numpy()
-    return LcaRecord(
-        start_step=result.start_step,
-        end_step=result.end_step,
-        by_group=host[:g].copy(),
-        abs_by_group=host[g : 2 * g].copy(),
-        helped=host[3 * g : 4 * g].astype(np.int64),
-        hurt=host[4 * g : 5 * g].astype(np.int64),
-        loss_start=float(host[5 * g]),
-        loss_end=float(host[5 * g + 1]),
-        residual=float(host[5 * g + 2]),
-        passes=result.passes,
-        by_tensor=host[5 * g + 3 :].copy() if result.by_tensor is not None else None,
-        error_by_group=host[2 * g : 3 * g].copy(),
-    )
