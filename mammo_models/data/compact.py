@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .crops import Box, bbox_from_grid, box_search_step
-from .dataset import MammoDataset
+from .dataset import DataConfig, MammoDataset
 from .errors import DataConfigError
 from .images import chest_wall_on_left, read_pixels, rescale
 
@@ -60,7 +60,9 @@ GEOMETRY_FIELDS: tuple[str, ...] = (
 """The meaning of a compact view's ``"geometry"`` entries, in order."""
 
 
-def _bilinear_taps(n_in: int, n_out: int, index: np.ndarray):
+def _bilinear_taps(
+    n_in: int, n_out: int, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source taps and weights of torch's bilinear resize (``align_corners=False``, enlarging)."""
     scale = np.float32(n_in) / np.float32(n_out)
     src = np.maximum(scale * (index.astype(np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
@@ -119,7 +121,7 @@ class CompactDataset(Dataset[dict[str, Any]]):
         self.dataset = dataset
 
     @property
-    def config(self):
+    def config(self) -> DataConfig:
         return self.dataset.config
 
     @property

@@ -18,7 +18,7 @@ to the standardisation, which here sums in float64 over the whole window instead
 blocks (differences of about 1e-6 of a standard deviation), and the breast box, which a worker
 places from a grid interpolated on its own (:func:`~.compact.upsampled_grid`). On a GPU the
 interpolation kernels round differently (about 1e-6 relative). The test
-``tests/mammo_models/data/test_prepare.py`` holds the two paths to 1e-4 on a small synthetic set.
+``tests/mammo_models/data/test_compact.py`` holds the two paths to 1e-4 on a small synthetic set.
 """
 
 from __future__ import annotations
