@@ -243,6 +243,15 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="DataLoader workers.",
         ),
         click.option(
+            "--feed",
+            type=click.Choice(["auto", "workers", "device"]),
+            default="auto",
+            show_default=True,
+            help="Where training images are resized and standardised: by the workers (float32 "
+            "on the CPU) or on the training device from compact integer images; auto = device "
+            "on CUDA.",
+        ),
+        click.option(
             "--checkpoint-every",
             type=click.IntRange(min=0),
             help="Optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only "

@@ -89,6 +89,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
         seed=seed,
         device=o["device"],
         num_workers=o["workers"],
+        feed=o["feed"],
         max_steps=o["max_steps"],
         checkpoint_every=o["checkpoint_every"],
         sync_bn=o["sync_bn"],

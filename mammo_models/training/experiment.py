@@ -47,7 +47,7 @@ from . import checkpoint
 from .blending import estimate_by_training
 from .config import ExperimentConfig
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
-from .evaluate import predict, split_metrics, to_device
+from .evaluate import predict, split_metrics
 from .metrics import auc
 
 
@@ -249,7 +249,7 @@ class Experiment:
             )
             self.config = replace(self.config, regularizers=replace(r, blend_weights=weights))
         c = self.config
-        run_data = build_run_data(c)
+        run_data = build_run_data(c, self.device)
         self.echo(str(run_data.manifest.summary).rstrip())
         self.echo(run_data.sampler.summary())
         skipped = [str(p) for p in run_data.manifest.skipped_images]
@@ -407,7 +407,7 @@ class Experiment:
             run_data.train.set_epoch(epoch)
             model.train()
             for batch in run_data.loader:
-                batch = to_device(batch, self.device)
+                batch = run_data.to_model_batch(batch, self.device)
                 optimizer.zero_grad(set_to_none=True)
                 outputs = self._forward(batch)
                 losses = per_sample_loss(outputs, batch)
@@ -564,7 +564,7 @@ def check_room(directory: Path, model: torch.nn.Module) -> None:
 
 
 RESUME_MAY_CHANGE: frozenset[str] = frozenset(
-    {"device", "num_workers", "max_steps", "checkpoint_every"}
+    {"device", "num_workers", "max_steps", "checkpoint_every", "feed"}
 )
 """Options a resumed run may change; every other difference would mix two experiments in one store."""
 
