@@ -26,6 +26,20 @@ on_nonfinite_option = click.option(
 )
 """``--on-nonfinite``, shared by ``lca-run mammo``, ``sweep`` and ``job``."""
 
+tensorboard_option = click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the recorded scalars (gradient norms, LCA, residual) as TensorBoard events "
+    "here while the run goes (needs lca-toolkit[tensorboard]); the store stays the record.",
+)
+"""``--tensorboard DIR``, shared by ``lca-run mammo`` and ``job``: ``Tracker(mirror=...)``."""
+
+
+def mirror_spec(tensorboard: Path | None) -> str | None:
+    """The Tracker's ``mirror=`` for ``--tensorboard DIR``."""
+    return None if tensorboard is None else f"tensorboard:{tensorboard}"
+
+
 TESTBED_HELP = (
     "Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
     "(cue-mlo) or CC (cue-cc), none (balanced), or an MLO view without lesions (mlo-blind)."
@@ -229,6 +243,15 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="DataLoader workers.",
         ),
         click.option(
+            "--feed",
+            type=click.Choice(["auto", "workers", "device"]),
+            default="auto",
+            show_default=True,
+            help="Where training images are resized and standardised: by the workers (float32 "
+            "on the CPU) or on the training device from compact integer images; auto = device "
+            "on CUDA.",
+        ),
+        click.option(
             "--checkpoint-every",
             type=click.IntRange(min=0),
             help="Optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only "
@@ -238,6 +261,12 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--max-steps",
             type=click.IntRange(min=1),
             help="Stop after N optimizer steps (quick checks).",
+        ),
+        click.option(
+            "--sync-bn",
+            is_flag=True,
+            help="Under torchrun, train BatchNorm with torch's SyncBatchNorm over the global batch "
+            "(CUDA only; LCA passes still normalise each batch on its own).",
         ),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]

@@ -3,7 +3,7 @@
 Users run the very command that started a run again with ``--resume`` added. Every option that
 only repeats the stored setting is accepted; one that differs would mix two experiments in one
 store, so it is refused, naming the option and both values, before anything on disk changes.
-Device, workers, max-steps and checkpoint-every may change (:data:`RESUME_OPTIONS`).
+Device, workers, feed, max-steps and checkpoint-every may change (:data:`RESUME_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ RESUME_OPTIONS = {
     "workers": "num_workers",
     "max_steps": "max_steps",
     "checkpoint_every": "checkpoint_every",
+    "feed": "feed",
 }
 """Options a resumed run may change: option name -> ExperimentConfig field."""
 
@@ -73,6 +74,8 @@ def stored_options(config: ExperimentConfig) -> dict[str, Any]:
         "workers": config.num_workers,
         "max_steps": config.max_steps,
         "checkpoint_every": config.checkpoint_every,
+        "feed": config.feed,
+        "sync_bn": config.sync_bn,
     }
 
 

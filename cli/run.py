@@ -13,7 +13,12 @@ from typing import Any
 import click
 
 from cli._common import echo, fail_cleanly, in_process_group
-from cli._options import common_training_options, on_nonfinite_option
+from cli._options import (
+    common_training_options,
+    mirror_spec,
+    on_nonfinite_option,
+    tensorboard_option,
+)
 from cli._resume import resumed_config
 from cli.recipe import recipe
 from lca_toolkit import StoreError, distributed
@@ -91,8 +96,10 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
         seed=seed,
         device=o["device"],
         num_workers=o["workers"],
+        feed=o["feed"],
         max_steps=o["max_steps"],
         checkpoint_every=o["checkpoint_every"],
+        sync_bn=o["sync_bn"],
         data=DataSource(
             kind=o["data_kind"],
             manifest=o["manifest"],
@@ -170,6 +177,7 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write the run's gradient-norm, cumulative-LCA and residual figures here.",
 )
+@tensorboard_option
 @fail_cleanly
 @in_process_group
 def mammo(
@@ -179,6 +187,7 @@ def mammo(
     overwrite: bool,
     quiet: bool,
     figures: Path | None,
+    tensorboard: Path | None,
     **options: Any,
 ) -> None:
     """Train one of the paper's models on the synthetic testbed or your manifest.
@@ -190,6 +199,7 @@ def mammo(
           --device cuda --out runs/shared.zarr
       lca-run mammo --regularizer modality_dropout --dropout 0.3 0.6 --out runs/md.zarr
       lca-run mammo --out runs/joint.zarr --resume
+      lca-run mammo --preset demo --out runs/joint.zarr --tensorboard runs/tb/joint
       torchrun --standalone --nproc_per_node=2 --no-python lca-run mammo --out runs/ddp.zarr
     """
     if resume and overwrite:
@@ -205,7 +215,13 @@ def mammo(
         _replace_store_on_main(out)
     distributed.barrier()  # no rank creates the store before every rank checked --out
     main_rank = distributed.is_main()
-    result = Experiment(config, resume=resume, progress=not quiet and main_rank, echo=echo).run()
+    result = Experiment(
+        config,
+        resume=resume,
+        progress=not quiet and main_rank,
+        echo=echo,
+        mirror=mirror_spec(tensorboard),
+    ).run()
     if figures is not None and main_rank:
         from lca_toolkit.plots import save_run_figures
 
@@ -241,6 +257,7 @@ def mammo(
 @on_nonfinite_option
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
+@tensorboard_option
 @fail_cleanly
 @in_process_group
 def job(
@@ -252,6 +269,7 @@ def job(
     on_nonfinite: str,
     resume: bool,
     overwrite: bool,
+    tensorboard: Path | None,
 ) -> None:
     """Run your own training job with recording.
 
@@ -292,6 +310,7 @@ def job(
         resume=resume,
         on_nonfinite=on_nonfinite,
         progress=progress,
+        mirror=mirror_spec(tensorboard),
     )
     echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
 

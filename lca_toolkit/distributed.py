@@ -177,6 +177,53 @@ def per_rank_batch_size(batch_size: int) -> int:
     return batch_size // world
 
 
+SMALL_BN_BATCH = 8
+"""Below this many samples per rank, per-rank BatchNorm statistics are too noisy to go unnoticed."""
+
+
+class SmallBatchNormWarning(UserWarning):
+    """BatchNorm under DDP normalises over each rank's share of the batch, and that share is small."""
+
+
+def warn_small_batchnorm(model: nn.Module, per_rank_batch: int, *, synced: bool = False) -> bool:
+    """Warn once when BatchNorm layers train on fewer than 8 samples per rank (and are not synced).
+
+    Under DDP each rank normalises with the statistics of its own share of the global batch, so
+    N ranks at per-rank batch b do not train the model one process trains at batch N*b: with b = 2
+    the recorded gradient norms were 30-70x those of one process on the same global batch.
+    ``SyncBatchNorm`` (``--sync-bn``) pools the statistics across ranks. Returns whether it warned.
+    """
+    if synced or world_size() < 2 or per_rank_batch >= SMALL_BN_BATCH:
+        return False
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return False
+    import warnings
+
+    warnings.warn(
+        f"BatchNorm under DDP with {per_rank_batch} sample(s) per rank ({world_size()} ranks): "
+        "each rank normalises over its own share of the batch, so training (and the recorded "
+        "gradient norms) differ from one process at the same global batch; use --sync-bn on "
+        f"CUDA or a per-rank batch of at least {SMALL_BN_BATCH}",
+        SmallBatchNormWarning,
+        stacklevel=2,
+    )
+    return True
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` on CUDA; a clear error elsewhere.
+
+    The converted modules keep the same parameter and buffer tensors and names, so optimizers,
+    groups and checkpoints see the same model. The LCA engine still normalises each of its
+    batches on its own (see :func:`lca_toolkit.lca._plain_sync_batchnorm`).
+    """
+    if device.type != "cuda":
+        raise DistributedError(
+            f"--sync-bn needs CUDA: torch's SyncBatchNorm trains only on GPUs (device is {device})"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 # ----------------------------------------------------------------------------- process group
 def timeout_s() -> float:
     """The collective timeout: ``$LCA_DIST_TIMEOUT_S`` or 30 minutes."""

@@ -58,3 +58,8 @@ class RecordError(StoreError, ValueError):
 
 class RunStateError(LcaToolkitError, OSError):
     """The resumable state of a run (``<store>.ckpt/last.pt``) is missing or cannot be read."""
+
+
+class MissingExtraError(LcaToolkitError, ImportError):
+    """An optional feature was asked for but the package it needs is not installed; the message
+    names the ``lca-toolkit[extra]`` that installs it."""

@@ -135,6 +135,7 @@ def run_job(
     overwrite: bool = False,
     on_nonfinite: str = "stop",
     progress: Callable[[int, int, float], None] | None = None,
+    mirror: str | None = None,
 ) -> JobResult:
     """Train ``job`` with a Tracker writing ``store``; checkpoints go to ``<store>.ckpt/last.pt``.
 
@@ -149,6 +150,7 @@ def run_job(
             :class:`~lca_toolkit.errors.NonFiniteError`, the store marked failed) or ``skip``
             (the step is not applied and is counted); see :class:`~lca_toolkit.tracker.Tracker`.
         progress: called as ``progress(epoch, step, loss)`` after every epoch.
+        mirror: the Tracker's live mirror, e.g. ``"tensorboard:DIR"`` (``None``: none).
     """
     store = Path(store)
     run_dir = RunDir(store)
@@ -171,6 +173,7 @@ def run_job(
         quadrature=quadrature,
         config={"job": dict(job.config)},
         on_nonfinite=on_nonfinite,
+        mirror=mirror,
     )
     start_epoch = 0
     with tracker:

@@ -131,6 +131,27 @@ class _LossCall(nn.Module):
         return self._loss_fn(self.model, batch)
 
 
+@contextlib.contextmanager
+def _plain_sync_batchnorm(model: nn.Module) -> Iterator[None]:
+    """``SyncBatchNorm`` modules normalise each batch on its own during LCA passes.
+
+    Training with ``SyncBatchNorm`` pools batch statistics across ranks. An LCA pass is not a
+    training step: each rank evaluates whole batches of E and the engine all-reduces their sums,
+    so each batch must be normalised by its own statistics, as one process would (and ranks may hold
+    different numbers of batches, so a cross-rank reduction inside the forward could wait forever).
+    The plain ``_BatchNorm.forward`` is bound on the instance for the pass and removed after it.
+    """
+    synced = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)]
+    plain = nn.modules.batchnorm._BatchNorm.forward
+    try:
+        for m in synced:
+            m.forward = plain.__get__(m)  # type: ignore[method-assign]
+        yield
+    finally:
+        for m in synced:
+            m.__dict__.pop("forward", None)
+
+
 class LcaEngine:
     """Measures step-k LCA between successive snapshots of a model.
 
@@ -293,7 +314,8 @@ class LcaEngine:
                 if self.config.bn_policy == "train":
                     for _, m in self._bn_modules:
                         m.training = True
-                yield
+                with _plain_sync_batchnorm(self.model):
+                    yield
         finally:
             for m, flag in flags:
                 m.training = flag

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import LcaError
+from .errors import LcaError, TrackerError
 from .quadrature import RULE_NAMES, AdaptiveOptions
 
 BnPolicy = Literal["interpolate", "train", "none"]
@@ -83,3 +83,26 @@ class LcaConfig:
         if "every" not in rest:
             raise LcaError(f"LCA config record has no 'every': {dict(record)!r}")
         return cls(adaptive=adaptive, **rest)
+
+
+def lca_config_from(lca: LcaConfig | None, *, lca_every: int | None, **options: Any) -> LcaConfig:
+    """The run's LCA configuration: ``lca`` as given, or one built from the flat keywords.
+
+    Both at once would leave two sources for one setting, so that is an error naming the flat
+    keywords given. A flat option left at ``None`` takes the :class:`LcaConfig` default.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    if lca is not None:
+        if not isinstance(lca, LcaConfig):
+            raise TrackerError(f"lca must be an LcaConfig, got {type(lca).__name__}: {lca!r}")
+        flat = (["lca_every"] if lca_every is not None else []) + sorted(given)
+        if flat:
+            raise TrackerError(
+                f"Tracker got lca= and the flat LCA keyword(s) {', '.join(flat)}; give one or "
+                "the other: put them into the LcaConfig (e.g. LcaConfig(every=k, "
+                "quadrature=..., adaptive=AdaptiveOptions(rel_tol=...)))"
+            )
+        return lca
+    adaptive_keys = ("rel_tol", "abs_tol", "max_panels")
+    adaptive = AdaptiveOptions(**{k: given.pop(k) for k in adaptive_keys if k in given})
+    return LcaConfig(every=lca_every, adaptive=adaptive, **given)

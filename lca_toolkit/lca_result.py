@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .chord import ChordIntegral
+from .records import LcaRecord
 
 
 @dataclass
@@ -102,4 +104,34 @@ def reduce_lca(
         loss_end=loss_end,
         residual=loss_end - loss_start - group_sums.sum(),
         passes=passes,
+    )
+
+
+def to_record(result: LcaResult) -> LcaRecord:
+    """The stored form of an interval's result, in one host transfer."""
+    g = result.by_group.numel()
+    parts = [
+        result.by_group,
+        result.abs_by_group,
+        result.error_by_group,
+        result.helped.to(torch.float64),
+        result.hurt.to(torch.float64),
+        torch.stack([result.loss_start, result.loss_end, result.residual]).to(torch.float64),
+    ]
+    if result.by_tensor is not None:
+        parts.append(result.by_tensor)
+    host = torch.cat(parts).cpu().numpy()
+    return LcaRecord(
+        start_step=result.start_step,
+        end_step=result.end_step,
+        by_group=host[:g].copy(),
+        abs_by_group=host[g : 2 * g].copy(),
+        helped=host[3 * g : 4 * g].astype(np.int64),
+        hurt=host[4 * g : 5 * g].astype(np.int64),
+        loss_start=float(host[5 * g]),
+        loss_end=float(host[5 * g + 1]),
+        residual=float(host[5 * g + 2]),
+        passes=result.passes,
+        by_tensor=host[5 * g + 3 :].copy() if result.by_tensor is not None else None,
+        error_by_group=host[2 * g : 3 * g].copy(),
     )

@@ -8,15 +8,21 @@ as rank 0 but never write).
 
 from __future__ import annotations
 
+import os
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
+from . import distributed
+from .groups import ParamGroups
+from .lca_config import LcaConfig
 from .records import LcaRecord, Sink, StepBlock
 
-__all__ = ["MemorySink", "NullSink", "Sink"]
+__all__ = ["MemorySink", "NullSink", "Sink", "open_sink"]
 
 
 @dataclass
@@ -117,3 +123,61 @@ class NullSink:
 def _take_rows(block: StepBlock, mask: np.ndarray) -> StepBlock:
     fields: dict[str, Any] = {k: v[mask] for k, v in vars(block).items()}
     return StepBlock(**fields)
+
+
+def _library_versions() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def open_sink(
+    store: Any,
+    *,
+    groups: ParamGroups,
+    group_names: list[str],
+    members: Mapping[str, Any],
+    model: Any,
+    optimizer: Any,
+    lca: LcaConfig | None,
+    tensor_names: list[str] | None,
+    config: Mapping[str, Any] | None,
+    store_mode: str,
+    flush_every: int,
+) -> Sink:
+    """Where a Tracker's records go: memory (``store=None``), nowhere (ranks other than 0), a
+    user's own :class:`Sink`, or a zarr store at a path, with the run's provenance."""
+    if store is None:
+        return MemorySink(group_names)
+    if not distributed.is_main():  # only rank 0 writes the store
+        return NullSink(group_names)
+    if not isinstance(store, (str, os.PathLike)):
+        return store
+    lca_cfg = None if lca is None else lca.as_record()
+    run_config = {
+        "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
+        **dict(config or {}),
+    }
+    numel = groups.numel()
+    summary = {
+        "numel": {g: numel.get(g, 0) for g in group_names},
+        "trainable": sum(numel.values()),
+        "model": type(model).__name__,
+        "libraries": _library_versions(),
+    }
+    from .store import RunWriter  # the zarr writer is only needed for a store on disk
+
+    lr_groups = len(optimizer.param_groups) if optimizer is not None else 1
+    return RunWriter(
+        store,
+        groups=group_names,
+        group_members=members,
+        lr_groups=lr_groups,
+        tensor_names=tensor_names,
+        config=run_config,
+        model_summary=summary,
+        mode=store_mode,
+        flush_every=flush_every,
+    )

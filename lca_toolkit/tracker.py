@@ -23,7 +23,25 @@ gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradie
 complete and after a ``torch.amp.GradScaler`` has unscaled them. A step the scaler skips (inf/NaN
 gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=True`` and NaN norms,
 not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
-before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped.
+before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped. The learning
+rates recorded are the ones ``optimizer.step()`` ran with (read in the same pre-hook), so a
+scheduler stepped before ``after_step`` does not shift them by one step.
+
+Gradient clipping: ``grad_norm/<group>`` is always the raw norm of the accumulated gradient before
+clipping (unscaled under AMP), the quantity of the paper, in a hand-written loop as in the
+Lightning and Hugging Face callbacks (:mod:`lca_toolkit.integrations`). A loop that clips calls
+:meth:`Tracker.before_clip` between unscaling and clipping, which reads the norms there; without
+it the pre-hook would read the clipped gradients::
+
+        scaler.scale(loss).backward()
+        tracker.after_backward(loss)
+        scaler.unscale_(opt)
+        tracker.before_clip()             # raw norms, before clipping
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt); scaler.update()
+        tracker.after_step()
+
+``update_norm/<group>`` records the change the clipped step made to the weights.
 
 Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
 stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
@@ -42,13 +60,15 @@ E on every rank; groups and LCA use the unwrapped module (names without ``module
 from DDP's averaged gradients, E is sharded across ranks by batch index (see
 :mod:`lca_toolkit.distributed`), the loss column is averaged across ranks once per transfer of rows,
 and only rank 0 opens the store: every rank must make the same calls in the same order.
+
+Live mirror (``mirror=``, :mod:`lca_toolkit.mirrors`): rank 0 hands every stored record to it
+too; the store stays the source of truth, and a mirror that raises warns once and is switched off.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,20 +80,14 @@ from . import distributed, grad_norms
 from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
-from .quadrature import AdaptiveOptions
-from .records import LcaRecord, Sink, StepBlock
-from .sinks import MemorySink, NullSink
+from .lca_config import lca_config_from
+from .lca_result import to_record
+from .mirrors import Mirror, open_mirror
+from .records import Sink, StepBlock
+from .sinks import open_sink
 
 NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
 """What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
-
-
-def _library_config() -> dict[str, str]:
-    return {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 class Tracker:
@@ -97,14 +111,8 @@ class Tracker:
         lca_every: k, a shorthand for ``lca=LcaConfig(every=k, ...)`` built from the keywords
             below, which are ignored without it. Giving ``lca`` and any of these keywords is an
             error.
-        quadrature: ``simpson`` (default) | ``trapezoid`` | ``lobatto4`` | ``adaptive`` | ``first_order``.
-        rel_tol, abs_tol, max_panels: stopping rule of the adaptive rule.
-        bn_policy: ``interpolate`` (default) | ``train`` | ``none``; see :mod:`lca_toolkit.lca`.
-        per_tensor: also store LCA per parameter tensor (``lca/by_tensor``).
-        cumulative: also store cumulative per-parameter LCA arrays (one extra float64 copy of the
-            parameters on the device).
-        (``None`` for any of the keywords from ``quadrature`` on means the :class:`LcaConfig`
-        default.)
+        quadrature, rel_tol, abs_tol, max_panels, bn_policy, per_tensor, cumulative: the
+            :class:`LcaConfig` fields of those names (``None``: its default).
         record_update_norm: record ``||theta_after - theta_before||`` per group (keeps one
             parameter-sized buffer; needs ``optimizer``).
         config: extra run configuration stored in the store's attrs (JSON-serialisable).
@@ -113,6 +121,10 @@ class Tracker:
         flush_every: rows the store writer queues before writing.
         on_nonfinite: ``record`` (default) | ``stop`` | ``skip``; see the module docstring.
             ``stop`` and ``skip`` need ``optimizer``.
+        mirror: ``"tensorboard:DIR"`` to also write the recorded scalars as TensorBoard events
+            in ``DIR`` while the run goes (needs ``lca-toolkit[tensorboard]``), an object
+            implementing :class:`~lca_toolkit.mirrors.Mirror`, or ``None`` (default). Rank 0
+            only; a failing mirror warns once and is switched off (``tracker.mirror``).
     """
 
     def __init__(
@@ -139,6 +151,7 @@ class Tracker:
         transfer_every: int = 64,
         flush_every: int = 256,
         on_nonfinite: str = "record",
+        mirror: str | os.PathLike[str] | Mirror | None = None,
     ) -> None:
         inner = distributed.unwrap(model)
         if isinstance(groups, ParamGroups) and inner is not model:  # built on the DDP wrapper
@@ -163,6 +176,9 @@ class Tracker:
         self.nonfinite_skipped = 0
         self.last_skipped = False  # the last step was not applied (non-finite or GradScaler)
         self._skip_pending = False
+        self._norms_early = False  # before_clip() read this step's norms: the pre-hook keeps them
+        self._stepped = False  # optimizer.step() ran for this step (its pre-hook fired)
+        self._step_lrs: list[float] | None = None  # learning rates optimizer.step() ran with
         self.model = model
         self.groups = groups
         self.optimizer = optimizer
@@ -178,7 +194,7 @@ class Tracker:
             if loss_fn is None or eval_batches is None:
                 asked = "lca_every" if lca is None else "lca"
                 raise TrackerError(f"{asked} needs loss_fn= and eval_batches= (the subset E)")
-            lca_config = _lca_config(
+            lca_config = lca_config_from(
                 lca,
                 lca_every=lca_every,
                 quadrature=quadrature,
@@ -195,7 +211,28 @@ class Tracker:
         members = groups.members
         if self.engine and BN_GROUP in self.group_names:
             members[BN_GROUP] = self.engine.buffer_names
-        self.sink: Sink = self._open_sink(store, members, config, store_mode, flush_every)
+        # Checked on every rank (a bad spec or a missing extra fails everywhere, before a store
+        # exists); kept on rank 0 only. Its writer opens at the first record.
+        self.mirror = open_mirror(mirror)
+        if not distributed.is_main():
+            self.mirror = None
+        self.sink: Sink = open_sink(
+            store,
+            groups=groups,
+            group_names=self.group_names,
+            members=members,
+            model=model,
+            optimizer=optimizer,
+            lca=self.engine.config if self.engine else None,
+            tensor_names=self.engine.tensor_names
+            if self.engine and self.engine.config.per_tensor
+            else None,
+            config=config,
+            store_mode=store_mode,
+            flush_every=flush_every,
+        )
+        if self.mirror is not None:
+            self.mirror.start(self.group_names)
 
         # Per-step state (device tensors, never synced in the hot path).
         self._record_update = record_update_norm and optimizer is not None
@@ -226,43 +263,6 @@ class Tracker:
         self._last_epoch: int | None = None
         self._closed = False
 
-    # ----------------------------------------------------------------------------- setup
-    def _open_sink(self, store, members, config, store_mode, flush_every) -> Sink:
-        if store is None:
-            return MemorySink(self.group_names)
-        if not distributed.is_main():  # only rank 0 writes the store
-            return NullSink(self.group_names)
-        if not isinstance(store, (str, os.PathLike)):
-            return store
-        lca_cfg = None if self.engine is None else self.engine.config.as_record()
-        run_config = {
-            "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
-            **dict(config or {}),
-        }
-        numel = self.groups.numel()
-        summary = {
-            "numel": {g: numel.get(g, 0) for g in self.group_names},
-            "trainable": sum(numel.values()),
-            "model": type(self.model).__name__,
-            "libraries": _library_config(),
-        }
-        from .store import RunWriter  # the zarr writer is only needed for a store on disk
-
-        lr_groups = len(self.optimizer.param_groups) if self.optimizer is not None else 1
-        return RunWriter(
-            store,
-            groups=self.group_names,
-            group_members=members,
-            lr_groups=lr_groups,
-            tensor_names=self.engine.tensor_names
-            if self.engine and self.engine.config.per_tensor
-            else None,
-            config=run_config,
-            model_summary=summary,
-            mode=store_mode,
-            flush_every=flush_every,
-        )
-
     # ----------------------------------------------------------------------------- hooks
     def _write_norms(self) -> None:
         """Per-tensor norms of this step into its row of the buffer (no host sync)."""
@@ -271,7 +271,10 @@ class Tracker:
         self._have_norms = True
 
     def _pre_step_hook(self, optimizer, args, kwargs) -> None:
-        self._write_norms()
+        self._stepped = True
+        self._step_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        if not self._norms_early:
+            self._write_norms()
         if self.on_nonfinite != "record":
             self._check_finite(optimizer)
         if self._record_update:
@@ -330,8 +333,32 @@ class Tracker:
             value = (value.mean() if value.dim() else value).to(torch.float64)
             self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
             self._loss_count += 1
-        if self.optimizer is None:
+        if self.optimizer is None and not self._norms_early:
             self._write_norms()
+
+    def before_clip(self, grad_scale: Tensor | float | None = None) -> None:
+        """Read this step's gradient norms now, before any gradient clipping changes them.
+
+        Call once per optimizer step, after the last backward of the step (after
+        ``scaler.unscale_(optimizer)`` under a GradScaler) and before clipping and
+        ``optimizer.step()``; the norms read here are the ones recorded for the step (the last call
+        before :meth:`after_step` wins). Needed only when the loop clips gradients: the paper's
+        quantity is the raw gradient norm, and without this call the norms are read inside
+        ``optimizer.step()``, after clipping. A step the GradScaler then skips is still recorded
+        as skipped, with NaN norms.
+
+        Args:
+            grad_scale: the factor the gradients are still multiplied by, when they are read before
+                a GradScaler unscaled them (its current scale, a 0-d or 1-element tensor or a
+                float); the recorded norms are divided by it. ``None``: already unscaled.
+        """
+        self._check_open()
+        self._write_norms()
+        if grad_scale is not None:
+            grad_part = self._norm_slots[len(self._row_steps)][: len(self._params)]
+            with torch.no_grad():
+                grad_part.div_(torch.as_tensor(grad_scale).to(grad_part).reshape(()))
+        self._norms_early = True
 
     def after_step(self) -> LcaResult | None:
         """Call once after every optimizer step. Returns the LCA result when an interval ended.
@@ -373,8 +400,11 @@ class Tracker:
     def _append_row(self) -> None:
         """Close the row of the step that just ended (its norms are already in the buffer)."""
         self.step += 1
-        # With an optimizer, no norms means optimizer.step() never ran: GradScaler skipped it.
-        skipped = self.optimizer is not None and not self._have_norms
+        # With an optimizer, a step whose pre-hook never fired was skipped by the GradScaler; its
+        # norms (read early by before_clip, or not at all) are not recorded.
+        skipped = self.optimizer is not None and not self._stepped
+        if skipped:
+            self._have_norms = self._have_update = False
         if self._skip_pending:
             skipped, self._skip_pending = True, False
             self.nonfinite_skipped += 1
@@ -383,10 +413,16 @@ class Tracker:
         self._row_flags.append((self._have_norms, self._have_update, skipped))
         self._row_losses.append((self._loss_sum, self._loss_count))
         self._row_steps.append(self.step)
-        self._row_lrs.append(
-            [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [math.nan]
-        )
+        if self.optimizer is None:
+            lrs = [math.nan]
+        elif self._step_lrs is not None:
+            lrs = self._step_lrs
+        else:  # a skipped step: the rates it would have used
+            lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
+        self._row_lrs.append(lrs)
         self._have_norms = self._have_update = False
+        self._norms_early = self._stepped = False
+        self._step_lrs = None
         self._loss_sum, self._loss_count = None, 0
         if len(self._row_steps) == self._raw.shape[0]:
             self._transfer_rows()
@@ -399,7 +435,10 @@ class Tracker:
                 "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
             )
         result = self.engine.measure(self.step)
-        self.sink.append_lca(_to_record(result))
+        record = to_record(result)
+        self.sink.append_lca(record)
+        if self.mirror is not None:
+            self.mirror.append_lca(record)
         if self.engine.config.cumulative:
             self.sink.write_cumulative_lca(
                 {k: v.cpu().numpy() for k, v in self.engine.cumulative().items()}, at_step=self.step
@@ -409,7 +448,10 @@ class Tracker:
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store per-epoch metrics (train/val AUC, losses...) in ``epochs/``."""
         self._check_open()
-        self.sink.append_epoch(epoch, {k: float(v) for k, v in metrics.items()})
+        values = {k: float(v) for k, v in metrics.items()}
+        self.sink.append_epoch(epoch, values)
+        if self.mirror is not None:
+            self.mirror.append_epoch(epoch, values, self.step)
         self._last_epoch = epoch
 
     # ----------------------------------------------------------------------------- storage
@@ -447,18 +489,19 @@ class Tracker:
         else:
             upd[:] = math.nan
         pad = np.full((n_rows, len(self.group_names) - self._n_param_groups), math.nan)
-        self.sink.append_steps(
-            StepBlock(
-                step=np.asarray(self._row_steps, dtype=np.int64),
-                loss=loss,
-                grad_norm_total=total,
-                grad_norm=np.hstack([gn, pad]),
-                rel_sq_norm=np.hstack([rel, pad]),
-                update_norm=np.hstack([upd, pad]),
-                skipped=skipped,
-                lr=np.asarray(self._row_lrs, dtype=np.float64),
-            )
+        block = StepBlock(
+            step=np.asarray(self._row_steps, dtype=np.int64),
+            loss=loss,
+            grad_norm_total=total,
+            grad_norm=np.hstack([gn, pad]),
+            rel_sq_norm=np.hstack([rel, pad]),
+            update_norm=np.hstack([upd, pad]),
+            skipped=skipped,
+            lr=np.asarray(self._row_lrs, dtype=np.float64),
         )
+        self.sink.append_steps(block)
+        if self.mirror is not None:
+            self.mirror.append_steps(block)
         self._clear_rows()
 
     def _clear_rows(self) -> None:
@@ -469,6 +512,8 @@ class Tracker:
         """Move pending rows to the store and wait until they are on disk."""
         self._transfer_rows()
         self.sink.flush()
+        if self.mirror is not None:
+            self.mirror.flush()
 
     def update_attrs(self, **attrs: Any) -> None:
         """Store run-level attributes (JSON-serialisable) beside the records, e.g. the results."""
@@ -520,6 +565,8 @@ class Tracker:
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
         last_epoch = -1 if self._last_epoch is None else self._last_epoch
         self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
+        if self.mirror is not None:
+            self.mirror.truncate(last_step=self.step)
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:
         """Flush everything, remove the optimizer hooks and mark the run's status."""
@@ -533,7 +580,11 @@ class Tracker:
                 h.remove()
             self._hooks = []
             self._closed = True
-            self.sink.close(status=status, reason=reason)
+            try:
+                self.sink.close(status=status, reason=reason)
+            finally:
+                if self.mirror is not None:
+                    self.mirror.close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -549,56 +600,3 @@ class Tracker:
             self.close("interrupted", reason="KeyboardInterrupt")
         else:
             self.close("failed", reason=f"{exc_type.__name__}: {exc}")
-
-
-def _lca_config(lca: LcaConfig | None, *, lca_every: int | None, **options: Any) -> LcaConfig:
-    """The run's LCA configuration: ``lca`` as given, or one built from the flat keywords.
-
-    Both at once would leave two sources for one setting, so that is an error naming the flat
-    keywords given. A flat option left at ``None`` takes the :class:`LcaConfig` default.
-    """
-    given = {k: v for k, v in options.items() if v is not None}
-    if lca is not None:
-        if not isinstance(lca, LcaConfig):
-            raise TrackerError(f"lca must be an LcaConfig, got {type(lca).__name__}: {lca!r}")
-        flat = (["lca_every"] if lca_every is not None else []) + sorted(given)
-        if flat:
-            raise TrackerError(
-                f"Tracker got lca= and the flat LCA keyword(s) {', '.join(flat)}; give one or "
-                "the other: put them into the LcaConfig (e.g. LcaConfig(every=k, "
-                "quadrature=..., adaptive=AdaptiveOptions(rel_tol=...)))"
-            )
-        return lca
-    adaptive_keys = ("rel_tol", "abs_tol", "max_panels")
-    adaptive = AdaptiveOptions(**{k: given.pop(k) for k in adaptive_keys if k in given})
-    return LcaConfig(every=lca_every, adaptive=adaptive, **given)
-
-
-def _to_record(result: LcaResult) -> LcaRecord:
-    """One host transfer for an interval's numbers."""
-    g = result.by_group.numel()
-    parts = [
-        result.by_group,
-        result.abs_by_group,
-        result.error_by_group,
-        result.helped.to(torch.float64),
-        result.hurt.to(torch.float64),
-        torch.stack([result.loss_start, result.loss_end, result.residual]).to(torch.float64),
-    ]
-    if result.by_tensor is not None:
-        parts.append(result.by_tensor)
-    host = torch.cat(parts).cpu().numpy()
-    return LcaRecord(
-        start_step=result.start_step,
-        end_step=result.end_step,
-        by_group=host[:g].copy(),
-        abs_by_group=host[g : 2 * g].copy(),
-        helped=host[3 * g : 4 * g].astype(np.int64),
-        hurt=host[4 * g : 5 * g].astype(np.int64),
-        loss_start=float(host[5 * g]),
-        loss_end=float(host[5 * g + 1]),
-        residual=float(host[5 * g + 2]),
-        passes=result.passes,
-        by_tensor=host[5 * g + 3 :].copy() if result.by_tensor is not None else None,
-        error_by_group=host[2 * g : 3 * g].copy(),
-    )

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from ._schema import (
     empty_rows,
     metric_spec,
 )
+
+if TYPE_CHECKING:
+    import xarray
 
 _RETRIES = 50
 _RETRY_SLEEP_S = 0.02
@@ -352,6 +355,30 @@ class Run:
         cols = {"epoch": d["epoch"]}
         cols.update({m: d[m] for m in committed if m in d})
         return pd.DataFrame(cols)
+
+    def to_xarray(self) -> xarray.Dataset:
+        """The run's committed rows as one ``xarray.Dataset`` (needs ``lca-toolkit[xarray]``).
+
+        Dimensions ``step`` and ``group`` for the per-step arrays (``grad_norm``,
+        ``rel_sq_norm``, ``update_norm``; ``loss``, ``grad_norm_total``, ``skipped`` and ``lr``
+        along ``step``, ``lr`` along ``(step, lr_group)`` with several optimizer param groups),
+        ``interval`` and ``group`` for the LCA arrays (``by_group`` with negative = helped,
+        ``abs_by_group``, ``helped``, ``hurt``, ``error_by_group``; ``loss_start``,
+        ``loss_end``, ``loss_change``, ``residual``, ``passes`` along ``interval``),
+        ``(interval, tensor)`` for ``by_tensor`` when recorded, and ``epoch_<metric>`` along
+        ``epoch``. Variables keep the store's array names. Coordinates: ``step`` (the step
+        numbers), ``group`` (names, store order), ``interval`` (0, 1, ...) with
+        ``start_step``/``end_step`` on it (``ds.swap_dims(interval="end_step")`` indexes
+        intervals by their last step), ``epoch``, and ``numel`` per group when the store has
+        it. Attributes: ``path``, ``status``, ``schema_version`` and the run's config
+        flattened to ``config.<key>.<subkey>``.
+
+        Raises:
+            MissingExtraError: xarray is not installed.
+        """
+        from ._xarray import run_dataset
+
+        return run_dataset(self)
 
     def cumulative_lca(self) -> dict[str, np.ndarray]:
         """Cumulative per-parameter LCA arrays (parameter name -> array of its shape).

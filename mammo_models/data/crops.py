@@ -144,11 +144,27 @@ def breast_bbox(image: np.ndarray, threshold: float = 0.1) -> Box:
     Returns:
         The component's box; the whole image when nothing stands out (a constant image).
     """
+    H, W = image.shape
+    k = box_search_step((H, W))
+    return bbox_from_grid(image[::k, ::k], k, (H, W), threshold)
+
+
+def box_search_step(image_shape: Sequence[int]) -> int:
+    """The grid step :func:`breast_bbox` searches an image of this (H, W) with."""
+    return max(1, min(int(image_shape[-2]), int(image_shape[-1])) // BOX_SEARCH_SIDE)
+
+
+def bbox_from_grid(
+    grid: np.ndarray, k: int, image_shape: Sequence[int], threshold: float = 0.1
+) -> Box:
+    """:func:`breast_bbox` from the search grid alone: ``grid = image[::k, ::k]`` as float32.
+
+    Lets a caller that never materialises the full image (a worker that leaves the resize to the
+    training device) place the box from the few grid pixels it computes.
+    """
     from scipy import ndimage
 
-    H, W = image.shape
-    k = max(1, min(H, W) // BOX_SEARCH_SIDE)
-    grid = image[::k, ::k]
+    H, W = int(image_shape[-2]), int(image_shape[-1])
     lo = float(grid.min())
     hi = float(np.percentile(grid, 99.5))
     if hi <= lo:

@@ -285,17 +285,6 @@ class MammoDataset(Dataset[dict[str, torch.Tensor]]):
         _standardize(crop[0], out=out[0])
         return torch.from_numpy(out)
 
-    def _random(self, prepared: _Prepared, view: str, rng: np.random.Generator) -> Window:
-        shift, size_noise = self.config.crop.jitter_px(self.config.scale)
-        return random_window(
-            prepared.channels.shape[-2:],
-            prepared.box,
-            self.config.window(view),
-            rng,
-            shift=shift,
-            size_noise=size_noise,
-        )
-
     def window(self, i: int, view: str, *, tta: tuple[int, int] | None = None) -> Window:
         """The window item ``i`` uses for ``view`` now (or for TTA ``(seed, k)``), for inspection."""
         prepared = self._prepare(i, view)
@@ -304,16 +293,38 @@ class MammoDataset(Dataset[dict[str, torch.Tensor]]):
     def _window(
         self, i: int, view: str, prepared: _Prepared, tta: tuple[int, int] | None
     ) -> Window:
+        return self.window_at(i, view, prepared.channels.shape[-2:], prepared.box, tta=tta)
+
+    def window_at(
+        self,
+        i: int,
+        view: str,
+        image_shape: Sequence[int],
+        box: Any,
+        *,
+        tta: tuple[int, int] | None = None,
+        epoch: int | None = None,
+    ) -> Window:
+        """The window of item ``i``'s ``view`` in a scaled image of ``image_shape`` with ``box``.
+
+        The same draw as ``__getitem__`` makes, for callers that place the box themselves
+        (:mod:`.compact`); ``epoch`` overrides :attr:`epoch` (persistent workers do not see
+        :meth:`set_epoch`, so the epoch travels with the index there).
+        """
         if tta is not None:
             seed, k = tta
             rng = np.random.default_rng([int(seed), _TTA_STREAM, i, _VIEW_ID[view], int(k)])
-            return self._random(prepared, view, rng)
-        if self.training:
+        elif self.training:
+            epoch = self.epoch if epoch is None else int(epoch)
             rng = np.random.default_rng(
-                [int(self.config.seed), _TRAIN_STREAM, self.epoch, i, _VIEW_ID[view]]
+                [int(self.config.seed), _TRAIN_STREAM, epoch, i, _VIEW_ID[view]]
             )
-            return self._random(prepared, view, rng)
-        return centered_window(prepared.channels.shape[-2:], prepared.box, self.config.window(view))
+        else:
+            return centered_window(image_shape, box, self.config.window(view))
+        shift, size_noise = self.config.crop.jitter_px(self.config.scale)
+        return random_window(
+            image_shape, box, self.config.window(view), rng, shift=shift, size_noise=size_noise
+        )
 
     def _labels(self, i: int) -> dict[str, torch.Tensor]:
         row = self.breasts.iloc[i]
@@ -402,10 +413,15 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
     pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
+    collate_fn: Any = None,
 ) -> DataLoader:
     """A DataLoader whose batches depend only on the seeds, not on the number of workers.
 
-    Workers are not persistent, so a :func:`set_epoch` before each epoch reaches them.
+    Workers are not persistent by default, so a :func:`set_epoch` before each epoch reaches
+    them. Persistent workers keep their copy of the dataset, and with it its epoch: use them only
+    with a sampler that carries the epoch to the workers (:class:`~.compact.EpochTaggedSampler`).
 
     Args:
         dataset: usually a :class:`MammoDataset` or :class:`TTADataset`.
@@ -414,6 +430,10 @@ def make_loader(
         shuffle: shuffle with a generator seeded by ``seed`` (when no sampler is given).
         num_workers: worker processes.
         seed: seed of the loader's generator (shuffling and workers' base seed).
+        pin_memory: page-locked batches, so a ``non_blocking`` copy to a GPU overlaps compute.
+        persistent_workers: keep worker processes between epochs (ignored without workers).
+        prefetch_factor: batches each worker prepares ahead (ignored without workers).
+        collate_fn: batching function; ``None`` = torch's default collate.
     """
     if sampler is not None and shuffle:
         raise DataConfigError("make_loader: give either a sampler or shuffle=True, not both")
@@ -431,7 +451,9 @@ def make_loader(
         generator=generator,
         drop_last=drop_last,
         pin_memory=pin_memory,
-        persistent_workers=False,
+        persistent_workers=persistent_workers and num_workers > 0,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        collate_fn=collate_fn,
     )
 
 

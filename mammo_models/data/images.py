@@ -110,6 +110,48 @@ def read_image(path: PathLike) -> np.ndarray:
     return _as_2d_float(p, arr)
 
 
+def read_pixels(path: PathLike) -> np.ndarray:
+    """Read one mammogram like :func:`read_image`, but keep the decoder's compact dtype.
+
+    A 16-bit PNG or DICOM stays uint16 (half the bytes of float32), which is what DataLoader
+    workers hand to the training device when the resize and standardisation run there
+    (:mod:`.prepare`). ``read_image(path)`` equals ``read_pixels(path).astype(np.float32)``.
+
+    Returns:
+        (H, W) array: uint8, uint16 or int16 when the file stores those (after the DICOM
+        modality LUT, which keeps integers without a rescale), else float32.
+
+    Raises:
+        ImageNotFoundError / ImageReadError: as :func:`read_image`.
+    """
+    p = Path(path)
+    _check_exists(p)
+    suffix = p.suffix.lower()
+    if suffix in PNG_SUFFIXES:
+        arr = _read_png(p)
+    elif suffix in NPY_SUFFIXES:
+        arr = _read_npy(p)
+    elif is_dicom(p):
+        arr = _read_dicom(p)
+    else:
+        raise ImageReadError(
+            p, f"unknown image format {suffix or '(no suffix)'!r}; expected one of {IMAGE_SUFFIXES}"
+        )
+    if arr.dtype not in COMPACT_DTYPES:
+        return _as_2d_float(p, arr)
+    if arr.ndim == 3 and 1 in arr.shape:
+        arr = arr.squeeze(axis=arr.shape.index(1))
+    if arr.ndim != 2:
+        raise ImageReadError(p, f"expected a 2-D greyscale image, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageReadError(p, f"image is empty (shape {arr.shape})")
+    return np.ascontiguousarray(arr)
+
+
+COMPACT_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+"""Integer types :func:`read_pixels` keeps as they are (each converts to float32 exactly)."""
+
+
 def read_heatmap(path: PathLike) -> np.ndarray:
     """Read a heatmap (probability map of a patch classifier) as float32 in [0, 1].
 

@@ -49,6 +49,10 @@ def _wanted(config: ExperimentConfig) -> dict[str, Any]:
 def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
     """The stored run is ``config``'s (Gradient Blending stores the weights it estimated)."""
     wanted = _wanted(config)
+    try:  # options added since the run was stored take their defaults
+        stored = ExperimentConfig.from_dict(stored).to_dict()
+    except (ValueError, TypeError, KeyError):
+        pass
     got = {k: stored.get(k) for k in wanted}
     if config.regularizers.blend_weights is None and isinstance(got.get("regularizers"), dict):
         got["regularizers"] = {**got["regularizers"], "blend_weights": None}

@@ -97,7 +97,18 @@ class Verdict:
         return (
             f"**{self.finding} {self.verdict}** ({self.where}): {self.statistic} "
             f"{self.mean:.3f} ± {self.se:.3f} (mean ± standard error over {self.n} runs; "
-            f"threshold {self.threshold:g}, margin {self.margin:.3f}{error})."
+            f"threshold {self.threshold:g}, margin {self.margin:.3f}{error}).{self.limited_by()}"
+        )
+
+    def limited_by(self) -> str:
+        """Why an inconclusive verdict is inconclusive, when the quadrature alone is the reason."""
+        gap = abs(self.mean - self.threshold)
+        if self.verdict != INCONCLUSIVE or not 2 * self.se < gap <= self.quadrature_error:
+            return ""
+        return (
+            f" Seed noise alone would decide (the gap to the threshold, {gap:.3f}, exceeds two "
+            f"standard errors, {2 * self.se:.3f}), but not the quadrature error bound "
+            f"({self.quadrature_error:.3f}): the LCA is not accurate enough here to say."
         )
 
     def row(self) -> dict[str, object]:

@@ -35,6 +35,10 @@ def run_dir(out: str | Path) -> RunDir:
 
 
 LCA_SETS: tuple[str, ...] = ("fixed-train", "epoch", "val")
+FEEDS: tuple[str, ...] = ("auto", "workers", "device")
+"""Where training images are resized, cut and standardised: ``workers`` (float32 on the CPU, the
+reference path), ``device`` (workers send integer images, the training device does the rest; see
+:mod:`mammo_models.data.prepare`), ``auto`` (``device`` on CUDA without heatmaps, else ``workers``)."""
 """Which breasts form the LCA evaluation subset E (``--lca-set``; see :class:`RecordConfig`)."""
 
 
@@ -209,6 +213,10 @@ class ExperimentConfig:
             0: at epoch ends only).
         max_steps: stop after this many optimizer steps (``None`` = all epochs), then validate
             the partial epoch and test as usual; for quick checks.
+        feed: one of :data:`FEEDS`; where training batches are resized and standardised.
+        sync_bn: under DDP, train with ``torch.nn.SyncBatchNorm`` (CUDA only), so BatchNorm
+            normalises over the global batch rather than each rank's share; LCA passes still
+            normalise each of their batches on its own.
     """
 
     out: Path
@@ -223,6 +231,8 @@ class ExperimentConfig:
     num_workers: int = 0
     checkpoint_every: int | None = None
     max_steps: int | None = None
+    sync_bn: bool = False
+    feed: str = "auto"
     data: DataSource = field(default_factory=DataSource)
     record: RecordConfig = field(default_factory=RecordConfig)
     regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
@@ -261,6 +271,8 @@ class ExperimentConfig:
             raise ConfigError(
                 f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"
             )
+        if self.feed not in FEEDS:
+            raise ConfigError(f"--feed {self.feed!r} is unknown; expected one of {', '.join(FEEDS)}")
         if self.record.lca_set not in LCA_SETS:
             raise ConfigError(
                 f"--lca-set {self.record.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"

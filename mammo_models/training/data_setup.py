@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +24,11 @@ from ..data import (
     make_loader,
     with_testbed,
 )
+from ..data.compact import CompactDataset, EpochTaggedSampler, collate_compact
 from ..data.manifest import Manifest
+from ..data.prepare import prepare_batch
 from .config import ExperimentConfig
+from .evaluate import to_device
 
 VIEWS: dict[str, tuple[str, ...]] = {
     "uni_cc": ("CC",),
@@ -35,6 +39,20 @@ VIEWS: dict[str, tuple[str, ...]] = {
 }
 
 _MATERIALIZE_LIMIT_BYTES = 512 * 2**20
+PREFETCH_FACTOR = 4
+"""Batches each worker prepares ahead on the device feed (torch's default is 2); compact
+batches are small, and a deeper queue absorbs the slow decode of an occasional large file."""
+
+
+def resolve_feed(feed: str, device: torch.device, heatmaps: bool = False) -> str:
+    """``auto`` -> ``device`` on CUDA without heatmaps, else ``workers``; others as given.
+
+    On the CPU the training device is the main process, which would then do the workers' job
+    itself, so ``auto`` keeps the worker path (the reference path the tests pin) there.
+    """
+    if feed == "auto":
+        return "device" if device.type == "cuda" and not heatmaps else "workers"
+    return feed
 
 
 @dataclass
@@ -49,6 +67,8 @@ class RunData:
         val, test: centred windows.
         sampler: the paper's per-epoch sampler (all positives + as many negatives).
         loader: the training loader over ``sampler``.
+        feed: ``workers`` (the loader yields model batches) or ``device`` (it yields compact
+            batches that :meth:`to_model_batch` finishes on the device).
     """
 
     manifest: Manifest
@@ -59,6 +79,15 @@ class RunData:
     test: MammoDataset
     sampler: BalancedEpochSampler
     loader: DataLoader
+    feed: str = "workers"
+
+    def to_model_batch(
+        self, batch: dict[str, Any], device: torch.device
+    ) -> dict[str, torch.Tensor]:
+        """A training batch from :attr:`loader` as the model's batch on ``device``."""
+        if self.feed == "device":
+            return prepare_batch(batch, self.data_config, device)
+        return to_device(batch, device)
 
 
 def load_run_manifest(config: ExperimentConfig) -> Manifest:
@@ -84,8 +113,14 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
     )
 
 
-def build_run_data(config: ExperimentConfig) -> RunData:
-    """Datasets, sampler and loader for ``config`` (seeded by ``config.seed``)."""
+def build_run_data(config: ExperimentConfig, device: torch.device | None = None) -> RunData:
+    """Datasets, sampler and loader for ``config`` (seeded by ``config.seed``).
+
+    ``device`` (the training device; the CPU when omitted) settles ``config.feed = "auto"`` and
+    pins the loader's memory for CUDA.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    feed = resolve_feed(config.feed, device, config.data.heatmaps)
     manifest = load_run_manifest(config)
     views = VIEWS[config.variant]
     data_config = get_preset(config.preset).data_config(
@@ -97,13 +132,30 @@ def build_run_data(config: ExperimentConfig) -> RunData:
     sampler = BalancedEpochSampler.from_dataset(
         train, seed=config.seed, num_replicas=distributed.world_size(), rank=distributed.rank()
     )
-    loader = make_loader(
-        train,
-        batch_size=distributed.per_rank_batch_size(config.batch_size),
-        sampler=sampler,
-        num_workers=config.num_workers,
-        seed=config.seed,
-    )
+    batch_size = distributed.per_rank_batch_size(config.batch_size)
+    if feed == "device":
+        # The epoch travels with every index, so workers may persist across epochs.
+        compact = CompactDataset(train)
+        loader = make_loader(
+            compact,
+            batch_size=batch_size,
+            sampler=EpochTaggedSampler(sampler, compact),
+            num_workers=config.num_workers,
+            seed=config.seed,
+            pin_memory=device.type == "cuda",
+            persistent_workers=True,
+            prefetch_factor=PREFETCH_FACTOR,
+            collate_fn=collate_compact,
+        )
+    else:
+        loader = make_loader(
+            train,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=config.num_workers,
+            seed=config.seed,
+            pin_memory=device.type == "cuda",
+        )
     return RunData(
         manifest=manifest,
         data_config=data_config,
@@ -115,6 +167,7 @@ def build_run_data(config: ExperimentConfig) -> RunData:
         test=MammoDataset.from_manifest(manifest, "test", data_config, views=views, train=False),
         sampler=sampler,
         loader=loader,
+        feed=feed,
     )
 
 

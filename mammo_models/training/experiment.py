@@ -47,7 +47,7 @@ from . import checkpoint
 from .blending import estimate_by_training
 from .config import ExperimentConfig
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
-from .evaluate import predict, split_metrics, to_device
+from .evaluate import predict, split_metrics
 from .metrics import auc
 
 
@@ -151,6 +151,8 @@ class Experiment:
         train_subset_metrics: also log ``train_subset_loss`` / ``train_subset_auc`` every epoch,
             measured in eval mode on a fixed random subset of training breasts with the natural
             prevalence, as large as the validation set (Gradient Blending's "train" side).
+        mirror: the Tracker's live mirror, e.g. ``"tensorboard:DIR"``; not part of the run's
+            configuration (a resumed run may mirror elsewhere or not at all).
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class Experiment:
         echo: Callable[[str], None] = print,
         on_step: Callable[[int], None] | None = None,
         train_subset_metrics: bool = False,
+        mirror: str | None = None,
     ) -> None:
         self.config = config
         self.resume = resume
@@ -171,6 +174,7 @@ class Experiment:
         self.checkpoint_every = config.train_preset.checkpoint_every if every is None else every
         self.on_step = on_step
         self.train_subset_metrics = train_subset_metrics
+        self.mirror = mirror
         self.device = resolve_device(config.device)
         if self.device.type == "cuda" and distributed.is_distributed():
             self.device = torch.device("cuda", distributed.local_rank())  # one GPU per rank
@@ -245,7 +249,7 @@ class Experiment:
             )
             self.config = replace(self.config, regularizers=replace(r, blend_weights=weights))
         c = self.config
-        run_data = build_run_data(c)
+        run_data = build_run_data(c, self.device)
         self.echo(str(run_data.manifest.summary).rstrip())
         self.echo(run_data.sampler.summary())
         skipped = [str(p) for p in run_data.manifest.skipped_images]
@@ -257,6 +261,11 @@ class Experiment:
                 "fewer breasts without a finding than with one: every epoch uses all of them"
             )
         model = self._build_model(run_data)
+        if c.sync_bn:  # before the optimizer: the converted modules keep the same tensors anyway
+            model = distributed.convert_sync_batchnorm(model, self.device)
+        distributed.warn_small_batchnorm(
+            model, distributed.per_rank_batch_size(c.batch_size), synced=c.sync_bn
+        )
         optimizer, lr_info = self._build_optimizer(model)
         check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
@@ -285,6 +294,7 @@ class Experiment:
             bn_policy=record.bn_policy,
             config={"experiment": experiment_attrs},
             on_nonfinite=record.on_nonfinite,
+            mirror=self.mirror,
         )
         with tracker:
             if c.data.skip_bad_images:
@@ -397,7 +407,7 @@ class Experiment:
             run_data.train.set_epoch(epoch)
             model.train()
             for batch in run_data.loader:
-                batch = to_device(batch, self.device)
+                batch = run_data.to_model_batch(batch, self.device)
                 optimizer.zero_grad(set_to_none=True)
                 outputs = self._forward(batch)
                 losses = per_sample_loss(outputs, batch)
@@ -554,7 +564,7 @@ def check_room(directory: Path, model: torch.nn.Module) -> None:
 
 
 RESUME_MAY_CHANGE: frozenset[str] = frozenset(
-    {"device", "num_workers", "max_steps", "checkpoint_every"}
+    {"device", "num_workers", "max_steps", "checkpoint_every", "feed"}
 )
 """Options a resumed run may change; every other difference would mix two experiments in one store."""
 

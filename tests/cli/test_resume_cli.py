@@ -96,7 +96,7 @@ def test_stored_options_invert_the_command_line(extra, tmp_path):
     ctx = main.commands["mammo"].make_context("mammo", ["--out", "x.zarr", *args])
     params = dict(ctx.params)
     out, seed = params.pop("out"), params.pop("seed")
-    for name in ("resume", "overwrite", "quiet", "figures"):
+    for name in ("resume", "overwrite", "quiet", "figures", "tensorboard"):  # not run settings
         params.pop(name)
     with ctx:
         config = build_config(out, seed, **dict(params))

@@ -88,3 +88,11 @@ def test_f2_share_is_of_the_two_columns_with_a_first_order_error_bound():
     assert bound == pytest.approx((0.02 * (1 - 2 / 3) + 0.01 * 2 / 3) / 0.30)
     share, bound = lca_share(_FakeRun(), epochs=5)  # fewer epochs trained than asked: all of them
     assert share == pytest.approx(8.70 / 17.55)
+
+
+def test_an_inconclusive_verdict_says_when_the_quadrature_alone_is_the_reason():
+    limited = _v([0.58, 0.60, 0.62], error=0.15)  # gap 0.10 > 2 se 0.023, < bound 0.15
+    assert limited.verdict == INCONCLUSIVE
+    assert "not the quadrature error bound (0.150)" in limited.line()
+    assert _v([0.45, 0.55, 0.65]).limited_by() == ""  # seed noise is the reason
+    assert _v([0.60, 0.62, 0.64], error=0.05).limited_by() == ""  # decided
