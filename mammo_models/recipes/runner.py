@@ -43,7 +43,13 @@ class RunOutcome:
 
 
 def _wanted(config: ExperimentConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_dict().items() if k not in RESUME_MAY_CHANGE}
+    """The settings a stored run must share with ``config`` to be reused.
+
+    ``out`` is left out: the store being checked is at ``config.out`` by construction, and a
+    runs folder named another way (relative or absolute, or moved) holds the same runs.
+    """
+    skip = RESUME_MAY_CHANGE | {"out"}
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
 def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:

@@ -579,7 +579,7 @@ def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
     differing = [
         k
         for k in sorted(set(saved) | set(now))
-        if k not in RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
+        if k not in RESUME_MAY_CHANGE | {"out"} and saved.get(k) != now.get(k)  # out: found there
     ]
     if differing:
         shown = ", ".join(
