@@ -34,7 +34,7 @@ figures: $(STAMP) demo
 		--figures figures
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
