@@ -185,8 +185,12 @@ class StoreWorker:
 
     def _serve(self) -> None:
         while True:
-            timeout = None
-            if self._batch_since is not None and self._flush_interval is not None:
+            timeout = None  # after a failed commit, wait for the caller: no retry on schedule
+            if (
+                self._batch_since is not None
+                and self._flush_interval is not None
+                and self.error is None
+            ):
                 timeout = max(0.0, self._batch_since + self._flush_interval - time.monotonic())
             try:
                 cmd = self._queue.get(timeout=timeout)

@@ -143,3 +143,28 @@ def test_a_refused_truncation_is_not_kept_as_a_write_failure(tmp_path):
     w.put(AppendSteps(block(3, 1)))
     w.call(Finish("finished", None))
     assert open_run(path).steps()["step"].tolist() == [1, 2, 3]
+
+
+def test_after_a_failed_commit_the_thread_waits_instead_of_retrying(tmp_path, monkeypatch):
+    path = tmp_path / "run.zarr"
+    w = start(path, flush_interval=0.01)
+    calls = []
+
+    async def no_space(self, key, value, *args, **kwargs):
+        calls.append(key)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LocalStore, "set", no_space)
+    w.put(AppendSteps(block(1, 2)))
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:  # the scheduled commit fails once
+        time.sleep(0.01)
+    time.sleep(0.05)
+    tried = len(calls)
+    time.sleep(0.3)  # 30 flush intervals: a retrying thread would write again and again
+    assert tried > 0 and len(calls) == tried
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="No space left on device"):
+        w.call(Flush())
+    w.call(Finish("finished", None))
+    assert open_run(path).status == "failed"
