@@ -80,6 +80,21 @@ def _check_exists(path: Path) -> None:
         raise ImageNotFoundError(path, f"image file {what}")
 
 
+def _decode(p: Path) -> np.ndarray:
+    """The file's pixels as its decoder returns them, chosen by suffix (DICOM also by header)."""
+    _check_exists(p)
+    suffix = p.suffix.lower()
+    if suffix in PNG_SUFFIXES:
+        return _read_png(p)
+    if suffix in NPY_SUFFIXES:
+        return _read_npy(p)
+    if is_dicom(p):
+        return _read_dicom(p)
+    raise ImageReadError(
+        p, f"unknown image format {suffix or '(no suffix)'!r}; expected one of {IMAGE_SUFFIXES}"
+    )
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """Read one mammogram as a 2-D float32 array, bright = dense tissue.
 
@@ -95,19 +110,7 @@ def read_image(path: PathLike) -> np.ndarray:
         ImageReadError: the file cannot be decoded, is not greyscale, not 2-D, or empty.
     """
     p = Path(path)
-    _check_exists(p)
-    suffix = p.suffix.lower()
-    if suffix in PNG_SUFFIXES:
-        arr = _read_png(p)
-    elif suffix in NPY_SUFFIXES:
-        arr = _read_npy(p)
-    elif is_dicom(p):
-        arr = _read_dicom(p)
-    else:
-        raise ImageReadError(
-            p, f"unknown image format {suffix or '(no suffix)'!r}; expected one of {IMAGE_SUFFIXES}"
-        )
-    return _as_2d_float(p, arr)
+    return _as_2d_float(p, _decode(p))
 
 
 def read_pixels(path: PathLike) -> np.ndarray:
@@ -125,18 +128,7 @@ def read_pixels(path: PathLike) -> np.ndarray:
         ImageNotFoundError / ImageReadError: as :func:`read_image`.
     """
     p = Path(path)
-    _check_exists(p)
-    suffix = p.suffix.lower()
-    if suffix in PNG_SUFFIXES:
-        arr = _read_png(p)
-    elif suffix in NPY_SUFFIXES:
-        arr = _read_npy(p)
-    elif is_dicom(p):
-        arr = _read_dicom(p)
-    else:
-        raise ImageReadError(
-            p, f"unknown image format {suffix or '(no suffix)'!r}; expected one of {IMAGE_SUFFIXES}"
-        )
+    arr = _decode(p)
     if arr.dtype not in COMPACT_DTYPES:
         return _as_2d_float(p, arr)
     if arr.ndim == 3 and 1 in arr.shape:
