@@ -93,6 +93,13 @@ from mammo_models.training.sweep import parse_seeds
     help="Learning rates per setting searched (--search paper) and per view in Figure 3.",
 )
 @click.option(
+    "--n-split-lr",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Split Learning Rates settings per base rate (--search paper) and in Figure 8.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print how many runs each recipe needs and exit without training.",
@@ -121,12 +128,13 @@ def recipe(
     lr: float | None,
     dropout: tuple[float, float] | None,
     n_lr: int,
+    n_split_lr: int,
     dry_run: bool,
     jobs: int,
     device: str,
 ) -> None:
     """Train the runs a figure or table of the paper needs and draw it (NAMES: all, fig3...fig8,
-    table1...table3; default all).
+    table1...table5; default all).
 
     Each run is trained once even when several figures use it, dependencies first (Pretraining
     needs the uni-view runs, Table 2's Split Learning Rates row the Figure 8 sweep); an
@@ -169,6 +177,7 @@ def recipe(
         epochs=epochs,
         search=search,
         n_lr=n_lr,
+        n_split_lr=n_split_lr,
         **fixed,  # type: ignore[arg-type]
     )
     if dry_run:

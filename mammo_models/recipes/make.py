@@ -106,6 +106,10 @@ def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) ->
         parts.append(f"--lr {s.table_lr:g}")
     if s.dropout != default.dropout:
         parts.append(f"--dropout {s.dropout[0]:g} {s.dropout[1]:g}")
+    if s.n_lr != default.n_lr:
+        parts.append(f"--n-lr {s.n_lr}")
+    if s.n_split_lr != default.n_split_lr:
+        parts.append(f"--n-split-lr {s.n_split_lr}")
     if s.data.kind == "manifest":
         parts.append(f"--manifest {s.data.manifest}")
     parts += [f"--runs {s.runs_dir}", f"--figures {s.figures_dir}", f"--jobs {jobs}"]

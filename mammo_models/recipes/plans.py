@@ -2,12 +2,16 @@
 
 Run names (store paths under ``settings.root``):
 
-* ``fig3/uni_cc/lrNN_seed0``, ``fig3/uni_mlo/lrNN_seed0``: the uni-view learning-rate sweeps;
+* ``fig3/uni_cc/lrNN_seed0``, ``fig3/uni_mlo/lrNN_seed0``: the uni-view learning-rate sweeps
+  (image + heatmap inputs);
 * ``lca/<testbed>/joint_lr<lr>_seed<s>``: Joint ResNet runs with LCA (Figures 4-7), on the
   main testbed and, for Figure 4, on the control testbeds;
 * ``fig8/split_lrNN_seed0``: the Split Learning Rates sweep (Figure 8);
 * ``tables/heatmaps/<row>_seed<s>``: Tables 1 and 2 (image + heatmap inputs, as in the paper);
-* ``tables/images/<row>_seed<s>``: Table 3 (image only).
+* ``tables/images/<row>_seed<s>``: Table 3 (image only);
+* ``tables/heatmaps/blend_ablation/<set>_seed<s>``: Table 5's Gradient Blending weight sets,
+  each trained with the weights estimated by Table 2's Gradient Blending run of its seed
+  (:mod:`.blend`); Table 4 reads those estimations.
 
 Table 2's Joint ResNet row is Table 1's; its Pretraining runs start from Table 1's uni-view runs
 of the same seed; its Split Learning Rates row repeats the best setting (validation AUC) of the
@@ -28,7 +32,7 @@ from lca_toolkit import open_run
 from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
 from ..training.config import run_dir
 from ..training.sweep import SweepSpec, plan_sweep
-from . import search
+from . import blend, search
 from .settings import RecipeSettings, RunSpec
 
 COST: dict[str, float] = {
@@ -82,10 +86,11 @@ def _sweep(s: RecipeSettings, base: ExperimentConfig, spec: SweepSpec, folder: s
 
 # ---------------------------------------------------------------------------------------- figures
 def fig3_runs(s: RecipeSettings) -> list[RunSpec]:
-    """Uni-view CC and MLO models at ``n_lr`` log-uniform rates in [1e-5, 3e-3] (appendix B)."""
+    """Uni-view CC and MLO models at ``n_lr`` log-uniform rates in [1e-5, 3e-3] (appendix B),
+    with heatmap inputs as the paper's Figure 3 (its best models are Table 1's rows)."""
     runs = []
     for variant in ("uni_cc", "uni_mlo"):
-        base = s.config(f"fig3/{variant}/base", variant=variant)
+        base = s.config(f"fig3/{variant}/base", variant=variant, data=_heatmaps(s, True))
         spec = SweepSpec("lr", n=s.n_lr, seeds=(0,), lr_range=(1e-5, 3e-3), sweep_seed=3)
         runs += _sweep(s, base, spec, f"fig3/{variant}", COST[variant])
     return runs
@@ -203,6 +208,51 @@ def table_runs(s: RecipeSettings, folder: str, rows: tuple[tuple[str, str], ...]
             if row == "split_lr":
                 runs += fig8_runs(s)
             runs.append(_row_run(s, folder, row, seed))
+    return runs
+
+
+# ------------------------------------------------------------------ Tables 4 and 5 (appendix C)
+def blend_sources(s: RecipeSettings) -> list[tuple[RunSpec, ExperimentConfig]]:
+    """The Gradient Blending runs that estimate the weights, one per seed, with their configs:
+    Table 2's row (``search="fixed"``) or the validation-loss runs of its search."""
+    if s.search == "paper":
+        runs = search.row_search(s, "heatmaps", "gradient_blending").runs
+        sources = [r for r in runs if not r.needs]
+    else:
+        sources = [_row_run(s, "heatmaps", "gradient_blending", seed) for seed in s.seeds]
+    return [(r, r.build()) for r in sources]
+
+
+def table4_runs(s: RecipeSettings) -> list[RunSpec]:
+    """Table 4's weights come from the estimating runs; under ``search="paper"`` the four
+    weight sets are trained and selected (Table 2's Gradient Blending search)."""
+    if s.search == "paper":
+        return search.search_runs(s, "heatmaps", "gradient_blending")
+    return [spec for spec, _ in blend_sources(s)]
+
+
+def table5_seeds(s: RecipeSettings) -> tuple[int, ...]:
+    """Seeds of Table 5's ablation: all under ``search="paper"``, the first one in fast mode
+    (five blended models per seed would not fit in ``make figures``' time)."""
+    return s.seeds if s.search == "paper" else s.seeds[:1]
+
+
+def table5_run_name(name: str, seed: int) -> str:
+    return f"tables/heatmaps/blend_ablation/{name}_seed{seed}"
+
+
+def table5_runs(s: RecipeSettings) -> list[RunSpec]:
+    """Appendix C's ablation: each of :data:`.blend.TABLE5_SETS` for every seed of
+    :func:`table5_seeds`, derived from that seed's estimation (trained once)."""
+    seeds = table5_seeds(s)
+    runs = []
+    for spec, cfg in blend_sources(s):
+        if cfg.seed not in seeds:
+            continue
+        runs.append(spec)
+        for ws in blend.TABLE5_SETS:
+            out = s.root / f"{table5_run_name(ws.name, cfg.seed)}.zarr"
+            runs.append(blend.derived_run(s, cfg, out, ws))
     return runs
 
 

@@ -16,7 +16,8 @@ Pretraining            ``n_lr`` learning rates in [1e-5, 1e-3], seed s starting 
                        *selected* uni-view CC and MLO settings (so it waits for both searches)
 Gradient Blending      weights estimated with each metric of ``blend_metrics`` and averaged over
                        the windows [0, E] and [0.9 E, E] of the estimation epochs (appendix C's
-                       four weight sets), trained at lr 1e-4, best by validation AUC
+                       four weight sets, :mod:`.blend`: one estimation per seed), trained at
+                       lr 1e-4, best by validation AUC
 =====================  ==========================================================================
 
 Run names: ``search/<folder>/<row>/<setting>_seed<s>`` (Modality Dropout and Split Learning Rates:
@@ -29,19 +30,16 @@ larger ``n_lr`` only adds runs.
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lca_toolkit import open_run
-
-from ..regularizers import average_blend_weights
 from ..training import ExperimentConfig, RegularizerConfig
 from ..training.config import run_dir
 from ..training.selection import Selection, select_best
 from ..training.sweep import SweepSpec, default_lr_range, plan_sweep, sweep_groups
+from . import blend
 from .settings import RecipeSettings, RunSpec
 
 BLEND_LR = 1e-4
@@ -134,62 +132,41 @@ def row_search(s: RecipeSettings, folder: str, row: str) -> Search:
             spec = SweepSpec(kind, n=n, seeds=s.seeds, sweep_seed=_sweep_seed(f"{name}/{tag}"))
             search.add(s, plan_sweep(base, spec, out / tag), COST[row], prefix=f"{tag}/")
     elif row == "gradient_blending":
-        for metric in s.blend_metrics:
-            regs = RegularizerConfig(blend_metric=metric)
-            base = s.config(
-                f"{name}/{metric}/base", regularizer=row, regularizers=regs, lr=BLEND_LR, data=data
-            )
-            planned = plan_sweep(base, SweepSpec("seed", seeds=s.seeds), out / metric)
-            planned = [
-                (n, c, {**p, "blend_metric": metric, "window": "all"}) for n, c, p in planned
-            ]
-            search.add(s, planned, COST[row], prefix=f"{metric}/")
-            _add_late_window(s, search, metric, planned)
+        _add_weight_sets(s, search, name, data)
     else:
         raise ValueError(f"unknown table row {row!r}")
     return search
 
 
-LATE_WINDOW = 0.9
-"""Appendix C's second window: the weights averaged over the epochs [0.9 E, E] only."""
-
-
-def late_window_weights(details: dict[str, Any], start: float = LATE_WINDOW) -> dict[str, float]:
-    """Weights averaged over the epoch pairs from ``start`` of the estimation on, from the
-    ``blend_estimation`` a Gradient Blending run stored in its experiment config (``per_epoch_pair``: pair ``i`` spans
-    epochs ``i`` to ``i + 1``; at least the last pair is kept)."""
-    history = details["per_epoch_pair"]
-    first = min(int(math.floor(start * len(history))), len(history) - 1)
-    return average_blend_weights(history[first:])
-
-
-def _add_late_window(
-    s: RecipeSettings,
-    search: Search,
-    metric: str,
-    planned: list[tuple[str, ExperimentConfig, dict[str, Any]]],
-) -> None:
-    """Runs with the weights of the window [0.9 E, E]: each waits for the run of its seed that
-    estimated the weights over [0, E] and averages that estimation's late epoch pairs, so the
-    estimation is trained once per seed and metric."""
+def _add_weight_sets(s: RecipeSettings, search: Search, name: str, data: Any) -> None:
+    """Appendix C's weight sets of the metrics in ``blend_metrics`` (Table 4), x seeds: the
+    first metric's [0, N] runs estimate the weights; every other set of the same seed is
+    derived from that estimation (:mod:`.blend`), so it is trained once per seed."""
     from .plans import COST
 
-    key = f"{metric}_late/seeds"
-    search.groups[key] = []
-    search.params[key] = {"lr": BLEND_LR, "blend_metric": metric, "window": "late"}
-    for _, cfg, _ in planned:
-        source = _name(s, cfg.out)
-        out = Path(cfg.out).parent.with_name(f"{metric}_late") / Path(cfg.out).name
-        name = _name(s, out)
-
-        def build(cfg: ExperimentConfig = cfg, out: Path = out) -> ExperimentConfig:
-            details = open_run(cfg.out).config["experiment"]["blend_estimation"]
-            w = late_window_weights(details)
-            regs = replace(cfg.regularizers, blend_weights=(w["joint"], w["cc"], w["mlo"]))
-            return replace(cfg, out=out, regularizers=regs)
-
-        search.groups[key].append(name)
-        search.runs.append(RunSpec(name, build, needs=(source,), cost=COST["gradient_blending"]))
+    first = s.blend_metrics[0]
+    regs = RegularizerConfig(blend_metric=first)
+    base = s.config(
+        f"{name}/{first}/base",
+        regularizer="gradient_blending",
+        regularizers=regs,
+        lr=BLEND_LR,
+        data=data,
+    )
+    out = s.root / name
+    planned = plan_sweep(base, SweepSpec("seed", seeds=s.seeds), out / first)
+    planned = [(n, c, {**p, "blend_metric": first, "window": "all"}) for n, c, p in planned]
+    search.add(s, planned, COST["gradient_blending"], prefix=f"{first}/")
+    for ws in blend.TABLE4_SETS:
+        if ws.metric not in s.blend_metrics or ws.name == first:
+            continue
+        key = f"{ws.name}/seeds"
+        search.groups[key] = []
+        search.params[key] = {"lr": BLEND_LR, "blend_metric": ws.metric, "window": ws.window}
+        for _, cfg, _ in planned:
+            spec = blend.derived_run(s, cfg, out / ws.name / Path(cfg.out).name, ws)
+            search.groups[key].append(spec.name)
+            search.runs.append(spec)
 
 
 def _start_from_selected_uni_views(s: RecipeSettings, folder: str, search: Search) -> None:

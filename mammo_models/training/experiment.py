@@ -44,7 +44,7 @@ from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
 from ..variants import build_model, param_groups
 from . import checkpoint
-from .blending import estimate_by_training
+from .blending import estimate_by_training, heldout_part
 from .config import ExperimentConfig
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
 from .evaluate import predict, split_metrics
@@ -441,11 +441,17 @@ class Experiment:
                     break
                 self._save_last(model, optimizer, tracker, epoch, start, acc, best)
                 continue
-            val = split_metrics(predict(model, val_loader, self.device), "val")
+            val_predictions = predict(model, val_loader, self.device)
+            val = split_metrics(val_predictions, "val")
             metrics.update(val.as_dict("val"))
             if subset_loader is not None:
                 sub = split_metrics(predict(model, subset_loader, self.device), "train subset")
                 metrics.update(sub.as_dict("train_subset"))
+                # Appendix C's ablation: the same predictions on a fixed tenth of the val set.
+                strata = 2 * val_predictions["malignant_label"] + val_predictions["benign_label"]
+                part = heldout_part(strata.to_numpy(), seed=c.seed)
+                part_metrics = split_metrics(val_predictions.iloc[part], "val part")
+                metrics.update(part_metrics.as_dict("val_part"))
             tracker.log_epoch(epoch, metrics)
             if not math.isnan(val.auc) and val.auc > best["val_auc"]:
                 best = {"epoch": epoch, "val_auc": val.auc}

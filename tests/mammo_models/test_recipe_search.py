@@ -22,12 +22,12 @@ from mammo_models.recipes import RecipeSettings, make_recipes, plans, run_all
 from mammo_models.recipes import runner as runner_module
 from mammo_models.recipes.make import run_counts
 from mammo_models.recipes.search import (
-    late_window_weights,
     row_search,
     search_runs,
     selected_stores,
 )
 from mammo_models.training import ConfigError, DataSource
+from mammo_models.training.blending import window_weights
 from mammo_models.training.config import run_dir
 from tests.helpers.plot_stores import write_store
 
@@ -106,8 +106,15 @@ def test_searches_are_shared_stable_and_sample_the_papers_ranges(tmp_path):
     assert {(c.lr, c.regularizers.blend_metric, c.regularizers.blend_weights) for c in early} == {
         (1e-4, "loss", None)  # estimated over [0, E] by the run itself
     }
-    late = [r for r in blend if r.needs]
-    assert [r.needs for r in late] == [(f"{r.name.replace('loss_late', 'loss')}",) for r in late]
+    assert {r.name.split("/")[-2] for r in blend if r.needs} == {"loss_late"}
+    both = _settings(tmp_path, blend_metrics=("loss", "auc"))
+    blend = row_search(both, "heatmaps", "gradient_blending").runs
+    derived = [r for r in blend if r.needs]  # the other three sets reuse that estimation
+    assert {r.name.split("/")[-2] for r in derived} == {"loss_late", "auc", "auc_late"}
+    assert len(blend) - len(derived) == len(both.seeds)  # one estimation per seed
+    for r in derived:
+        folder, seed = r.name.rsplit("/", 2)[-2:]
+        assert r.needs == (r.name.replace(f"/{folder}/{seed}", f"/loss/{seed}"),)
     pre = row_search(s, "heatmaps", "pretraining").runs
     assert all(set(r.needs) == uni and r.soft_needs for r in pre)
 
@@ -129,9 +136,10 @@ def test_the_late_window_averages_the_last_tenth_of_the_estimation(tmp_path):
     history = [{"joint": 0.5, "cc": 0.25, "mlo": 0.25}] * 9 + [
         {"joint": 0.2, "cc": 0.2, "mlo": 0.6}
     ]
-    assert late_window_weights({"per_epoch_pair": history}) == pytest.approx(history[-1])
-    assert late_window_weights({"per_epoch_pair": history[:1]}) == pytest.approx(history[0])
+    assert window_weights(history, "late") == pytest.approx(history[-1])
+    assert window_weights(history[:1], "late") == pytest.approx(history[0])
     late = next(r for r in row_search(s, "heatmaps", "gradient_blending").runs if r.needs)
+    assert "/loss_late/" in late.name
     source = write_store(s.root / f"{late.needs[0]}.zarr", n_steps=2, lca_every=None, n_epochs=1)
     meta = source / "zarr.json"
     doc = json.loads(meta.read_text())

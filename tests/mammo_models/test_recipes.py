@@ -163,3 +163,30 @@ def test_table_findings_say_whether_the_seeds_rank_the_top_two_rows():
     assert "more than two standard errors" in clear[0] and "runner-up: row0" in clear[0]
     assert _ranking_caveat(frame([0.9, 0.8], [math.nan, math.nan])) == []  # one seed: no std
     assert _ranking_caveat(frame([0.9], [0.01])) == []
+
+
+def test_tables_4_and_5_read_their_weights_and_aucs_from_the_stores(made):
+    from mammo_models.recipes.blend import BY_NAME, TABLE4_SETS, TABLE5_SETS, estimation
+
+    settings, _, _ = made
+    ((_, source),) = plans.blend_sources(settings)
+    details = estimation(Path(source.out))
+    sides = [open_run(p) for p in sorted(Path(f"{source.out}.blend").glob("*.zarr"))]
+    assert len(sides) == 3 and all("val_part_auc" in r.epochs() for r in sides)
+    table4 = pd.read_csv(settings.figures_dir / "table4_blend_weights.csv")
+    assert list(table4["set"]) == [w.name for w in TABLE4_SETS]
+    for ws, row in zip(TABLE4_SETS, table4.itertuples(), strict=True):
+        assert (row.w_joint, row.w_cc, row.w_mlo) == pytest.approx(ws.weights(details))
+    table5 = pd.read_csv(settings.figures_dir / "table5_blend_ablation.csv")
+    assert list(table5["setting"]) == ["loss_full", *[w.name for w in TABLE5_SETS]]
+    for ws in TABLE5_SETS:
+        store = settings.root / f"{plans.table5_run_name(ws.name, 0)}.zarr"
+        run = open_run(store)
+        stored = run.config["experiment"]["regularizers"]["blend_weights"]
+        assert stored == pytest.approx(BY_NAME[ws.name].weights(details))
+        row = table5.set_index("setting").loc[ws.name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            direct = auc_table(open_runs([store]), group_by=None).iloc[0]
+        a, b = row["malignant_auc_mean"], direct["malignant_auc_mean"]
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-12)
