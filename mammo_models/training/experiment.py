@@ -1,10 +1,11 @@
 """One training run of the paper's recipe with recording: data -> model -> loop -> Tracker -> store.
 
 Recipe (section 4 and 6.2): Adam, batch 4; each epoch holds every breast with a biopsied finding
-plus as many without, redrawn every epoch (or ``--epoch-breasts`` of them in that proportion, and
-LCA over the first ``--lca-epochs`` epochs only, as the LCA runs of appendix A); malignant + benign BCE; validation AUC (malignant)
+plus as many without, redrawn every epoch; malignant + benign BCE; validation AUC (malignant)
 after every epoch selects the best checkpoint; the best checkpoint is tested with 10 random crop
-windows per breast, predictions averaged.
+windows per breast, predictions averaged. The LCA runs of appendix A shrink every epoch to 10% of
+those breasts in the same proportion (``--epoch-breasts``) and record LCA over their first epochs
+only (``--lca-epochs``).
 
 Files of a run at ``out = runs/x.zarr``:
 
