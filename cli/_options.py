@@ -155,6 +155,22 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Breasts of E: a fixed-train subset drawn once, the current epoch's (E changes at "
             "each epoch; intervals end there), or a fixed val subset (loss on held-out data).",
         ),
+        click.option(
+            "--lca-epochs",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Record LCA during the first N epochs only (the open interval is closed at "
+            "their end), gradient norms for the whole run; the paper recorded LCA for about 6 "
+            "epochs (appendix A) [default: the whole run].",
+        ),
+        click.option(
+            "--epoch-breasts",
+            type=click.IntRange(min=2),
+            metavar="N",
+            help="Breasts per epoch, drawn fresh every epoch in a full epoch's proportion of "
+            "positives and negatives; the paper's LCA runs used 970 exams, 10% of a full epoch "
+            "(appendix A) [default: a full epoch: every positive plus as many negatives].",
+        ),
         click.option("--no-lca", is_flag=True, help="Record gradient norms only."),
         click.option(
             "--quadrature",

@@ -62,6 +62,8 @@ def stored_options(config: ExperimentConfig) -> dict[str, Any]:
         "max_panels": str(record.max_panels),
         "bn_policy": record.bn_policy,
         "on_nonfinite": record.on_nonfinite,
+        "lca_epochs": record.lca_epochs,
+        "epoch_breasts": config.epoch_breasts,
         "dropout": _tuple(regs.modality_dropout),
         "dropout_scaling": regs.dropout_scaling,
         "alphas": None if alphas is None else tuple(alphas[k] for k in ("cc", "mlo", "shared")),

@@ -100,6 +100,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
         max_steps=o["max_steps"],
         checkpoint_every=o["checkpoint_every"],
         sync_bn=o["sync_bn"],
+        epoch_breasts=o["epoch_breasts"],
         data=DataSource(
             kind=o["data_kind"],
             manifest=o["manifest"],
@@ -119,6 +120,7 @@ def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
             max_panels=int(o["max_panels"]),
             bn_policy=o["bn_policy"],
             on_nonfinite=o["on_nonfinite"],
+            lca_epochs=o["lca_epochs"],
         ),
         regularizers=RegularizerConfig(
             modality_dropout=tuple(o["dropout"]) if o["dropout"] else None,

@@ -16,7 +16,8 @@ optimizer step (1-based), and the LCA interval ``(start_step, end_step]`` covers
 ``start_step < step <= end_step``: it allocates ``L_E(after end_step steps) - L_E(after start_step
 steps)``. Intervals are k steps long, counted from the start of the current one; an interval
 closed early by :meth:`Tracker.set_eval_batches` (a new evaluation subset E) is shorter, and the
-next ones count k steps from its end.
+next ones count k steps from its end. :meth:`Tracker.stop_lca` ends LCA recording for the rest of
+the run (closing the open interval the same way) while gradient norms go on every step.
 
 Where the gradient norms come from: with ``optimizer=`` given (recommended) the Tracker reads the
 gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradient accumulation is
@@ -207,6 +208,7 @@ class Tracker:
             )
             self.engine = LcaEngine(model, groups, loss_fn, eval_batches, lca_config)
         self.group_names = self.engine.group_names if self.engine else groups.names
+        self._lca_stopped_at: int | None = None  # the step stop_lca() released the engine at
 
         members = groups.members
         if self.engine and BN_GROUP in self.group_names:
@@ -389,6 +391,8 @@ class Tracker:
         """
         self._check_open()
         if self.engine is None:
+            if self._lca_stopped_at is not None:  # a loop may go on switching E every epoch
+                return None
             raise TrackerError(
                 "set_eval_batches: LCA is off; construct the Tracker with lca_every=, loss_fn=, "
                 "eval_batches="
@@ -396,6 +400,43 @@ class Tracker:
         result = self.measure_lca() if self.engine.start_step < self.step else None
         self.engine.reset_eval(eval_batches)
         return result
+
+    @property
+    def lca_active(self) -> bool:
+        """LCA is recorded from here on (built with LCA and :meth:`stop_lca` not called)."""
+        return self.engine is not None
+
+    @property
+    def lca_stopped_at(self) -> int | None:
+        """The step :meth:`stop_lca` ended LCA recording at (``None``: not stopped)."""
+        return self._lca_stopped_at
+
+    def stop_lca(self) -> LcaResult | None:
+        """End LCA recording for the rest of the run; gradient norms go on every step.
+
+        For runs that measure LCA over their first part only (LCA costs several gradient passes
+        over E per interval, norms cost nothing extra): an interval with steps in it is closed
+        now, on the current E, exactly as :meth:`set_eval_batches` closes one, and its result
+        returned, so the stored intervals end at this step. Then the LCA engine is released: no
+        further LCA pass runs, :meth:`set_eval_batches` does nothing, and the engine's
+        parameter-sized buffers are freed. The step is stored in the ``lca_stopped_at`` attribute
+        and in :meth:`state_dict`, so a run resumed after it stays stopped.
+
+        Calling it again, or on a Tracker without LCA, does nothing and returns ``None``.
+        Distributed: every rank calls it at the same step (the closing measurement is collective).
+        """
+        self._check_open()
+        if self.engine is None:
+            return None
+        result = self.measure_lca() if self.engine.start_step < self.step else None
+        self._release_lca(self.step)
+        return result
+
+    def _release_lca(self, step: int) -> None:
+        """Drop the LCA engine (and with it its buffers) and record where LCA stopped."""
+        self.engine = None
+        self._lca_stopped_at = int(step)
+        self.sink.update_attrs(lca_stopped_at=self._lca_stopped_at)
 
     def _append_row(self) -> None:
         """Close the row of the step that just ended (its norms are already in the buffer)."""
@@ -431,6 +472,8 @@ class Tracker:
         """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps
         and by :meth:`set_eval_batches`)."""
         if self.engine is None:
+            if self._lca_stopped_at is not None:
+                raise TrackerError(f"LCA was stopped at step {self._lca_stopped_at} (stop_lca)")
             raise TrackerError(
                 "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
             )
@@ -543,23 +586,37 @@ class Tracker:
             "last_epoch": self._last_epoch,
             "nonfinite_skipped": self.nonfinite_skipped,
             "engine": None if self.engine is None else self.engine.state_dict(),
+            "lca_stopped_at": self._lca_stopped_at,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from a checkpoint: restores the step and LCA state, trims the store after it."""
+        """Continue from a checkpoint: restores the step and LCA state, trims the store after it.
+
+        A checkpoint written after :meth:`stop_lca` is loaded by a Tracker built with LCA (as the
+        run was), which then stops LCA too, without measuring anything.
+        """
         self._check_open()
         if list(state["group_names"]) != self.group_names:
             raise TrackerError(
                 f"checkpoint groups {state['group_names']} differ from this tracker's {self.group_names}"
             )
-        if (state["engine"] is None) != (self.engine is None):
+        stopped_at = state.get("lca_stopped_at")  # absent from checkpoints older than stop_lca
+        saved_lca = state["engine"] is not None or stopped_at is not None
+        if saved_lca != (self.engine is not None or self._lca_stopped_at is not None):
             raise TrackerError("checkpoint and tracker disagree on whether LCA is recorded")
+        if state["engine"] is not None and self.engine is None:
+            raise TrackerError(
+                f"the checkpoint goes on recording LCA, but stop_lca() was called on this tracker "
+                f"at step {self._lca_stopped_at}"
+            )
         self.step = int(state["step"])
         self._last_epoch = state["last_epoch"]
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
         if self.nonfinite_skipped:
             self.sink.update_attrs(nonfinite_skipped=self.nonfinite_skipped)
-        if self.engine is not None:
+        if stopped_at is not None:
+            self._release_lca(stopped_at)
+        elif self.engine is not None:
             self.engine.load_state_dict(state["engine"])
         self._clear_rows()
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.

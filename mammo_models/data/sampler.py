@@ -9,6 +9,14 @@ is true, so the run summary can say the epochs are not balanced.
 Epoch ``e`` is a pure function of ``(seed, e)``: a generator seeded with ``[seed, e]`` draws it,
 so a resumed run (``set_epoch(e, start=k)`` skips the ``k`` samples already seen) and every rank
 of a distributed run see the same composition.
+
+Shrunk epochs (``epoch_breasts``, ``--epoch-breasts``; the paper's appendix A): the LCA runs of
+the paper sampled 970 exams per epoch, 10% of both the positives and the negatives of a full
+epoch. With ``epoch_breasts=N`` every epoch holds ``N`` breasts in a full epoch's proportion,
+``round(N * n_pos / full_epoch_size)`` positives and the rest negatives, each drawn without
+replacement from all of the dataset's positives or negatives, fresh every epoch from the same
+``[seed, e]`` generator. ``None`` (or ``N`` equal to the full epoch size) keeps the full epochs,
+drawn exactly as before.
 """
 
 from __future__ import annotations
@@ -33,9 +41,12 @@ class BalancedEpochSampler(Sampler[int]):
             is padded by repeating its first indices to a multiple of ``num_replicas`` and rank
             ``r`` takes positions ``r, r + num_replicas, ...``.
         rank: this process's rank.
+        epoch_breasts: breasts per epoch (``--epoch-breasts``), at least 2 and at most the full
+            epoch size; ``None``: full epochs.
 
     Raises:
-        DataConfigError: no positives, a non-boolean input, or a bad rank.
+        DataConfigError: no positives, a non-boolean input, a bad rank, or an ``epoch_breasts``
+            that is not an integer in ``[2, full epoch size]``.
     """
 
     def __init__(
@@ -46,6 +57,7 @@ class BalancedEpochSampler(Sampler[int]):
         shuffle: bool = True,
         num_replicas: int = 1,
         rank: int = 0,
+        epoch_breasts: int | None = None,
     ) -> None:
         flags = np.asarray(positive)
         if flags.ndim != 1 or not (flags.dtype == bool or np.isin(flags, (0, 1)).all()):
@@ -74,6 +86,7 @@ class BalancedEpochSampler(Sampler[int]):
         self.rank = int(rank)
         self.epoch = 0
         self.start = 0
+        self.epoch_breasts = _checked_epoch_breasts(epoch_breasts, self.full_epoch_size)
 
     @classmethod
     def from_dataset(cls, dataset: Any, **kwargs: Any) -> BalancedEpochSampler:
@@ -90,22 +103,54 @@ class BalancedEpochSampler(Sampler[int]):
         return int(self.negative_indices.size)
 
     @property
+    def full_epoch_size(self) -> int:
+        """Breasts of a full epoch: every positive plus as many negatives (or all of them)."""
+        return self.n_positive + min(self.n_positive, self.n_negative)
+
+    @property
+    def shrinks(self) -> bool:
+        """Epochs hold fewer breasts than a full epoch (``epoch_breasts`` below its size)."""
+        return self.epoch_breasts is not None and self.epoch_breasts < self.full_epoch_size
+
+    @property
+    def positives_per_epoch(self) -> int:
+        """All positives, or a shrunk epoch's share: the full epoch's proportion of them."""
+        if not self.shrinks:
+            return self.n_positive
+        return round(self.epoch_breasts * self.n_positive / self.full_epoch_size)
+
+    @property
     def negatives_per_epoch(self) -> int:
-        return min(self.n_positive, self.n_negative)
+        if not self.shrinks:
+            return min(self.n_positive, self.n_negative)
+        return self.epoch_breasts - self.positives_per_epoch
 
     @property
     def all_negatives_used(self) -> bool:
-        """True when there are no more negatives than positives: every epoch uses all of them
-        and the epochs have fewer negatives than positives (or exactly as many)."""
-        return self.n_negative <= self.n_positive
+        """True when there are no more negatives than positives and epochs are full: every
+        epoch uses all of them and the epochs have fewer negatives than positives (or exactly
+        as many)."""
+        return self.n_negative <= self.n_positive and not self.shrinks
 
     @property
     def epoch_size(self) -> int:
         """Samples in one epoch over all ranks, before padding."""
-        return self.n_positive + self.negatives_per_epoch
+        return self.positives_per_epoch + self.negatives_per_epoch
 
     def summary(self) -> str:
         """One line for the run log: epoch composition, and whether negatives run short."""
+        if self.shrinks:
+            full = self.full_epoch_size
+            text = (
+                f"each epoch: {self.epoch_size} of {full} breasts "
+                f"({100 * self.epoch_size / full:.0f}%, --epoch-breasts as in the paper's "
+                f"appendix A): {self.positives_per_epoch} of {self.n_positive} with a finding + "
+                f"{self.negatives_per_epoch} of {self.n_negative} without, redrawn every epoch "
+                f"(seed {self.seed})"
+            )
+            if self.n_negative < self.n_positive:
+                text += "; fewer negatives than positives, so epochs are not balanced"
+            return text
         text = (
             f"each epoch: all {self.n_positive} breasts with a finding + "
             f"{self.negatives_per_epoch} of {self.n_negative} without, redrawn every epoch "
@@ -130,11 +175,16 @@ class BalancedEpochSampler(Sampler[int]):
         """Every rank's indices of an epoch, before the rank split: (epoch_size,) int64."""
         rng = np.random.default_rng([self.seed, int(epoch)])
         k = self.negatives_per_epoch
-        if k == self.n_negative:
-            negatives = self.negative_indices.copy()
+        if self.shrinks:  # positives drawn first, then negatives, from the same generator
+            positives = _draw(rng, self.positive_indices, self.positives_per_epoch)
+            negatives = _draw(rng, self.negative_indices, k)
         else:
-            negatives = np.sort(rng.choice(self.negative_indices, size=k, replace=False))
-        indices = np.concatenate([self.positive_indices, negatives]).astype(np.int64)
+            positives = self.positive_indices
+            if k == self.n_negative:
+                negatives = self.negative_indices.copy()
+            else:
+                negatives = _draw(rng, self.negative_indices, k)
+        indices = np.concatenate([positives, negatives]).astype(np.int64)
         if self.shuffle:
             indices = indices[rng.permutation(indices.size)]
         return indices
@@ -153,14 +203,47 @@ class BalancedEpochSampler(Sampler[int]):
         per_rank = -(-self.epoch_size // self.num_replicas)
         return max(0, per_rank - self.start)
 
-    def state_dict(self) -> dict[str, int]:
-        """What a checkpoint needs to resume mid-epoch (the seed is checked on load)."""
-        return {"seed": self.seed, "epoch": self.epoch, "start": self.start}
+    def state_dict(self) -> dict[str, int | None]:
+        """What a checkpoint needs to resume mid-epoch (seed and epoch size are checked on load:
+        ``start`` counts samples of an epoch of that composition)."""
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "start": self.start,
+            "epoch_breasts": self.epoch_breasts,
+        }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
         if int(state["seed"]) != self.seed:
             raise DataConfigError(
                 f"BalancedEpochSampler.load_state_dict: checkpoint seed {state['seed']} differs "
                 f"from this sampler's seed {self.seed}"
             )
+        saved = state.get("epoch_breasts")  # absent from checkpoints of full epochs before it
+        if saved != self.epoch_breasts:
+            raise DataConfigError(
+                f"BalancedEpochSampler.load_state_dict: checkpoint --epoch-breasts {saved} "
+                f"differs from this sampler's {self.epoch_breasts}"
+            )
         self.set_epoch(int(state["epoch"]), int(state.get("start", 0)))
+
+
+def _draw(rng: np.random.Generator, pool: np.ndarray, size: int) -> np.ndarray:
+    """``size`` distinct items of ``pool``, sorted (the epoch's shuffle orders them)."""
+    return np.sort(rng.choice(pool, size=size, replace=False))
+
+
+def _checked_epoch_breasts(value: object, full: int) -> int | None:
+    """``epoch_breasts`` as an int, or a one-line error naming the option and the full epoch."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 2 <= value <= full
+    ):
+        raise DataConfigError(
+            f"--epoch-breasts must be an integer from 2 to {full} (the breasts of a full epoch: "
+            f"every positive plus as many negatives), got {value!r}"
+        )
+    return int(value)

@@ -46,6 +46,11 @@ class ConfigError(ValueError):
     """An experiment option has a bad value; the message names the option."""
 
 
+def _is_int(value: object) -> bool:
+    """A whole number given as an int (not a bool, not a float such as 6.0)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class TrainPreset:
     """Training-side settings of a named preset (the data side lives in ``mammo_models.data``).
@@ -157,6 +162,12 @@ class RecordConfig:
       pass; shrinking the epochs themselves is a training choice, not a recording one;
     * ``val``: a fixed subset of the validation split: which group lowered the loss on data it
       was not trained on.
+
+    ``lca_epochs`` (``--lca-epochs``): LCA is recorded during the first ``lca_epochs`` epochs
+    only, then the LCA engine is released (:meth:`lca_toolkit.Tracker.stop_lca`, which closes
+    the open interval at that epoch boundary) while gradient norms go on every step; the paper
+    (appendix A) recorded LCA for about six epochs of its shrunk epochs. ``None``: LCA over the
+    whole run.
     """
 
     lca: bool = True
@@ -168,6 +179,7 @@ class RecordConfig:
     max_panels: int = 8
     bn_policy: str = "train"
     on_nonfinite: str = "stop"
+    lca_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,11 @@ class ExperimentConfig:
         sync_bn: under DDP, train with ``torch.nn.SyncBatchNorm`` (CUDA only), so BatchNorm
             normalises over the global batch rather than each rank's share; LCA passes still
             normalise each of their batches on its own.
+        epoch_breasts: breasts per epoch (``--epoch-breasts``), drawn fresh every epoch in a
+            full epoch's proportion of positives and negatives: the paper's LCA runs (appendix
+            A) used 970 exams, 10% of a full epoch, so that LCA at every 60 iterations covers
+            several epochs. ``None``: full epochs (every positive plus as many negatives). At
+            most the full epoch size, checked when the data are loaded.
     """
 
     out: Path
@@ -233,6 +250,7 @@ class ExperimentConfig:
     max_steps: int | None = None
     sync_bn: bool = False
     feed: str = "auto"
+    epoch_breasts: int | None = None
     data: DataSource = field(default_factory=DataSource)
     record: RecordConfig = field(default_factory=RecordConfig)
     regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
@@ -277,6 +295,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"--lca-set {self.record.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"
             )
+        self._check_appendix_a()
         if self.data.kind == "manifest" and self.data.manifest is None:
             raise ConfigError("--data manifest needs --manifest FILE")
         if self.regularizer == "pretraining" and self.regularizers.pretrained is None:
@@ -287,6 +306,20 @@ class ExperimentConfig:
         if self.regularizer == "modality_dropout" and self.regularizers.modality_dropout is None:
             raise ConfigError(
                 "--regularizer modality_dropout needs --dropout P_CC P_MLO (rates in [0, 1))"
+            )
+
+    def _check_appendix_a(self) -> None:
+        """``--epoch-breasts`` and ``--lca-epochs`` (the full epoch size is checked with the data)."""
+        n = self.epoch_breasts
+        if n is not None and (not _is_int(n) or n < 2):
+            raise ConfigError(f"--epoch-breasts must be an integer >= 2, got {n!r}")
+        n = self.record.lca_epochs
+        if n is not None and (not _is_int(n) or n < 1):
+            raise ConfigError(f"--lca-epochs must be an integer >= 1, got {n!r}")
+        if n is not None and not self.record.lca:
+            raise ConfigError(
+                f"--lca-epochs {n} limits LCA to the first epochs, but --no-lca records none; "
+                "give one of --lca-epochs and --no-lca"
             )
 
     @property

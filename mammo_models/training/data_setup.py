@@ -65,7 +65,8 @@ class RunData:
         train: training breasts, random windows.
         train_eval: the same breasts with centred windows (for the LCA subset E).
         val, test: centred windows.
-        sampler: the paper's per-epoch sampler (all positives + as many negatives).
+        sampler: the paper's per-epoch sampler (all positives + as many negatives, or
+            ``config.epoch_breasts`` of them in that proportion: appendix A).
         loader: the training loader over ``sampler``.
         feed: ``workers`` (the loader yields model batches) or ``device`` (it yields compact
             batches that :meth:`to_model_batch` finishes on the device).
@@ -129,8 +130,13 @@ def build_run_data(config: ExperimentConfig, device: torch.device | None = None)
     train = MammoDataset.from_manifest(manifest, "train", data_config, views=views, train=True)
     # Under torchrun every rank draws the same epoch and takes every N-th sample of it, so each
     # global batch of batch_size holds the samples one process would see, batch_size/N per rank.
+    # --epoch-breasts is checked against the full epoch here, where the data are known.
     sampler = BalancedEpochSampler.from_dataset(
-        train, seed=config.seed, num_replicas=distributed.world_size(), rank=distributed.rank()
+        train,
+        seed=config.seed,
+        num_replicas=distributed.world_size(),
+        rank=distributed.rank(),
+        epoch_breasts=config.epoch_breasts,
     )
     batch_size = distributed.per_rank_batch_size(config.batch_size)
     if feed == "device":

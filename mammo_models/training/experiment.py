@@ -3,7 +3,9 @@
 Recipe (section 4 and 6.2): Adam, batch 4; each epoch holds every breast with a biopsied finding
 plus as many without, redrawn every epoch; malignant + benign BCE; validation AUC (malignant)
 after every epoch selects the best checkpoint; the best checkpoint is tested with 10 random crop
-windows per breast, predictions averaged.
+windows per breast, predictions averaged. The LCA runs of appendix A shrink every epoch to 10% of
+those breasts in the same proportion (``--epoch-breasts``) and record LCA over their first epochs
+only (``--lca-epochs``).
 
 Files of a run at ``out = runs/x.zarr``:
 
@@ -256,6 +258,12 @@ class Experiment:
         if skipped:
             self.echo(f"skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
             self.notes.append(f"{len(skipped)} unreadable image(s) skipped (--skip-bad-images)")
+        if run_data.sampler.shrinks:
+            s = run_data.sampler
+            self.notes.append(
+                f"each epoch: {s.epoch_size} of {s.full_epoch_size} breasts, redrawn every epoch "
+                "(--epoch-breasts, appendix A)"
+            )
         if run_data.sampler.all_negatives_used:
             self.notes.append(
                 "fewer breasts without a finding than with one: every epoch uses all of them"
@@ -399,8 +407,15 @@ class Experiment:
         subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
         stop = False
         new_e_each_epoch = c.record.lca and c.record.lca_set == "epoch"
+        lca_epochs = c.record.lca_epochs
         while epoch < n_epochs and not stop:
-            if new_e_each_epoch and start == 0 and epoch > 0:  # E of epoch 0 came with the Tracker
+            # --lca-epochs N: LCA ends before epoch N's first step, its open interval closed on
+            # the E in force. A checkpoint written at the end of epoch N - 1 (start 0) predates
+            # the stop and stops here; one written later holds a stopped Tracker already.
+            if lca_epochs is not None and epoch >= lca_epochs:
+                tracker.stop_lca()
+            if new_e_each_epoch and tracker.lca_active and start == 0 and epoch > 0:
+                # E of epoch 0 came with the Tracker
                 tracker.set_eval_batches(self._lca_batches(run_data, epoch))
             # The sampler skips samples, the checkpoint counts optimizer steps (batches).
             run_data.sampler.set_epoch(epoch, start=start * run_data.loader.batch_size)
@@ -465,6 +480,11 @@ class Experiment:
             epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
             self._save_last(model, optimizer, tracker, epoch, start, acc, best)
         bar.close()
+        if tracker.lca_stopped_at is not None:
+            self.notes.append(
+                f"LCA recorded during the first {lca_epochs} epoch(s) only, up to step "
+                f"{tracker.lca_stopped_at} (--lca-epochs); gradient norms for every step"
+            )
         if tracker.nonfinite_skipped:
             self.notes.append(
                 f"{tracker.nonfinite_skipped} step(s) with a non-finite loss or gradient skipped"

@@ -85,6 +85,7 @@ def test_the_same_command_with_resume_added_continues_the_run(tmp_path):
         ["--lca-every", "7", "--lca-subset", "9", "--rel-tol", "0.01", "--bn-policy", "none"],
         ["--device", "cpu", "--workers", "2", "--max-steps", "5", "--checkpoint-every", "3"],
         ["--seed", "4", "--lr", "3e-4", "--batch-size", "2", "--on-nonfinite", "skip"],
+        ["--epoch-breasts", "97", "--lca-epochs", "6", "--lca-set", "epoch"],
     ],
 )
 def test_stored_options_invert_the_command_line(extra, tmp_path):
