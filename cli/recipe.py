@@ -11,7 +11,7 @@ from cli._options import testbed_option
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes, resolve
 from mammo_models.recipes.make import count_lines
 from mammo_models.recipes.settings import SEARCHES
-from mammo_models.training import TRAIN_PRESETS, DataSource
+from mammo_models.training import LCA_SETS, TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
 
 
@@ -100,6 +100,22 @@ from mammo_models.training.sweep import parse_seeds
     help="Split Learning Rates settings per base rate (--search paper) and in Figure 8.",
 )
 @click.option(
+    "--lca-epochs",
+    type=click.IntRange(min=1),
+    help="Epochs with LCA recorded in Figures 4-7 [default: 5; --preset paper: 6, appendix A].",
+)
+@click.option(
+    "--epoch-breasts",
+    type=click.IntRange(min=2),
+    help="Breasts per epoch of the LCA runs [default: full epochs; --preset paper: 10% of "
+    "them, appendix A's 970 exams].",
+)
+@click.option(
+    "--lca-set",
+    type=click.Choice(LCA_SETS),
+    help="E of the LCA runs [default: fixed-train; --preset paper: epoch, appendix A].",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print how many runs each recipe needs and exit without training.",
@@ -129,6 +145,9 @@ def recipe(
     dropout: tuple[float, float] | None,
     n_lr: int,
     n_split_lr: int,
+    lca_epochs: int | None,
+    epoch_breasts: int | None,
+    lca_set: str | None,
     dry_run: bool,
     jobs: int,
     device: str,
@@ -178,6 +197,9 @@ def recipe(
         search=search,
         n_lr=n_lr,
         n_split_lr=n_split_lr,
+        lca_epochs=lca_epochs,
+        epoch_breasts=epoch_breasts,
+        lca_set=lca_set,
         **fixed,  # type: ignore[arg-type]
     )
     if dry_run:

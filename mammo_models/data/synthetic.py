@@ -166,7 +166,12 @@ class SyntheticConfig:
         for name in ("prevalence_malignant", "prevalence_benign"):
             if not 0 <= getattr(self, name) <= 1:
                 fail(name, "in [0, 1]")
-        for name in ("conspicuity_cc", "conspicuity_mlo", "cue_strength", "heatmap_false_positives"):
+        for name in (
+            "conspicuity_cc",
+            "conspicuity_mlo",
+            "cue_strength",
+            "heatmap_false_positives",
+        ):
             if not getattr(self, name) >= 0:
                 fail(name, ">= 0")
         for name in ("cue_size", "heatmap_detect"):

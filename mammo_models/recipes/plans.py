@@ -31,9 +31,10 @@ from lca_toolkit import open_run
 
 from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
 from ..training.config import run_dir
+from ..training.data_setup import full_epoch_size
 from ..training.sweep import SweepSpec, plan_sweep
 from . import blend, search
-from .settings import RecipeSettings, RunSpec
+from .settings import APPENDIX_A_FRACTION, RecipeSettings, RunSpec
 
 COST: dict[str, float] = {
     "uni_cc": 0.5,
@@ -102,24 +103,44 @@ def lca_run_name(lr: float, seed: int, testbed: str) -> str:
 
 def lca_runs(s: RecipeSettings, lr: float, testbed: str | None = None) -> list[RunSpec]:
     """Joint ResNet runs with LCA recorded, one per seed (the preset's k and subset, train-mode
-    BN), trained for ``s.lca_epochs`` epochs on ``testbed`` (default: the main one)."""
+    BN), on ``testbed`` (default: the main one).
+
+    Below the ``paper`` preset they train for the :attr:`~RecipeSettings.lca_record_epochs`
+    and record LCA throughout on :attr:`~RecipeSettings.lca_eval_set`. At ``paper`` they follow
+    appendix A: epochs of :data:`APPENDIX_A_FRACTION` of the breasts (or ``epoch_breasts``),
+    E = each epoch's breasts, the whole schedule trained and LCA recorded for the first
+    ``lca_record_epochs`` only.
+    """
     testbed = testbed or s.testbed
     data = s.data if testbed == "manifest" else replace(s.data, testbed=testbed)
-    epochs = s.lca_epochs or s.epochs
+    record = RecordConfig(lca=True, lca_set=s.lca_eval_set)
+    epochs: int | None = s.lca_record_epochs
+    if s.appendix_a:
+        record = replace(record, lca_epochs=s.lca_record_epochs)
+        epochs = s.epochs
     runs = []
     for seed in s.lca_seeds:
         name = lca_run_name(lr, seed, testbed)
         cfg = s.config(
-            name,
-            variant="joint",
-            lr=lr,
-            seed=seed,
-            epochs=epochs,
-            data=data,
-            record=RecordConfig(lca=True),
+            name, variant="joint", lr=lr, seed=seed, epochs=epochs, data=data, record=record
         )
-        runs.append(RunSpec(name, _fixed(cfg), cost=COST["lca"]))
+        runs.append(RunSpec(name, _appendix_a_epochs(s, cfg), cost=COST["lca"]))
     return runs
+
+
+def _appendix_a_epochs(s: RecipeSettings, config: ExperimentConfig):
+    """The run's config, with appendix A's shrunk epochs at the ``paper`` preset (their size
+    needs the data, so it is settled when the run is about to train)."""
+    if s.epoch_breasts is not None:
+        return _fixed(replace(config, epoch_breasts=s.epoch_breasts))
+    if not s.appendix_a:
+        return _fixed(config)
+
+    def build() -> ExperimentConfig:
+        n = max(2, round(APPENDIX_A_FRACTION * full_epoch_size(config)))
+        return replace(config, epoch_breasts=n)
+
+    return build
 
 
 def fig4_runs(s: RecipeSettings) -> list[RunSpec]:

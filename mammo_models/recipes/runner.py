@@ -84,12 +84,28 @@ def _remove(config: ExperimentConfig) -> None:
 
 
 def train_one(config: ExperimentConfig, resume: bool, threads: int) -> tuple[float, float]:
-    """Train one run (in a worker process); returns ``(seconds, test AUC)``."""
+    """Train one run (in a worker process, or in this one with ``jobs=1``, whose thread count
+    is put back afterwards); returns ``(seconds, test AUC)``."""
+    before = torch.get_num_threads()
     if threads > 0:
         torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    result = Experiment(config, resume=resume, progress=False, echo=lambda _: None).run()
-    return time.perf_counter() - t0, result.test_auc
+    try:
+        t0 = time.perf_counter()
+        result = Experiment(config, resume=resume, progress=False, echo=lambda _: None).run()
+        return time.perf_counter() - t0, result.test_auc
+    finally:
+        torch.set_num_threads(before)
+
+
+def threads_per_run(jobs: int, device_type: str = "cpu") -> int:
+    """Torch threads of each run: ``cores // jobs`` on the CPU, never more than an
+    ``OMP_NUM_THREADS`` the caller set (a test worker's 1, a batch job's share); 0 (torch's
+    default) for CUDA runs."""
+    if device_type == "cuda":
+        return 0
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(threads, int(limit)) if limit.isdigit() and int(limit) > 0 else threads
 
 
 def _prepare(config: ExperimentConfig) -> bool | None:
@@ -130,7 +146,7 @@ def run_all(
     runs = unique_runs(specs)
     outcomes: dict[str, RunOutcome] = {}
     pending = sorted(runs, key=lambda r: -r.cost)
-    threads = 0 if device_type == "cuda" else max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = threads_per_run(jobs, device_type)
     total = len(runs)
     running: dict[Future, tuple[RunSpec, ExperimentConfig]] = {}
 

@@ -6,7 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..training import ConfigError, DataSource, ExperimentConfig, RecordConfig
+from ..training import LCA_SETS, ConfigError, DataSource, ExperimentConfig, RecordConfig
+
+APPENDIX_A_FRACTION = 0.1
+"""Appendix A's LCA runs drew 970 exams per epoch, 10% of the positives and of the negatives."""
 
 SEARCHES: tuple[str, ...] = ("fixed", "paper")
 """``--search``: ``fixed`` trains each table row at one setting, ``paper`` runs the paper's
@@ -32,9 +35,16 @@ class RecipeSettings:
         n_split_lr: sampled Split Learning Rates settings for Figure 8.
         lca_lrs: learning rates of the Joint ResNet LCA runs of Figures 4/5, 6 and 7.
         lca_seeds: seeds of every LCA setting (the verdicts need at least 3).
-        lca_epochs: epochs of the LCA runs: the paper's findings on LCA concern the first 5
-            epochs (appendix A computed LCA over about the first 6), so the LCA runs train
-            that long, not the whole schedule.
+        lca_epochs: epochs with LCA recorded (``None``: the preset's, :attr:`lca_record_epochs`).
+            The paper's findings on LCA concern the first 5 epochs; appendix A recorded LCA for
+            about the first 6. Below the ``paper`` preset the LCA runs train only that long;
+            at ``paper`` they train the whole schedule (the gradient-norm panel's "most of
+            training") and record LCA for the first ``lca_epochs``.
+        lca_set: E of the LCA runs (``None``: ``epoch`` at the ``paper`` preset, appendix A's
+            samples of each epoch; ``fixed-train`` below it).
+        epoch_breasts: breasts per epoch of the LCA runs (``None``: at the ``paper`` preset
+            :data:`APPENDIX_A_FRACTION` of a full epoch, appendix A's 970 exams; below it full
+            epochs).
         controls: testbeds whose Figure 4 runs are trained beside the main one, so a reader
             sees the finding follow its planted cause (synthetic data only).
         table_lr: learning rate of every table run under ``search="fixed"`` (the paper picked
@@ -64,7 +74,9 @@ class RecipeSettings:
     n_split_lr: int = 10
     lca_lrs: tuple[float, float, float] = (1e-5, 1e-4, 1e-3)
     lca_seeds: tuple[int, ...] = (0, 1, 2)
-    lca_epochs: int | None = 5
+    lca_epochs: int | None = None
+    lca_set: str | None = None
+    epoch_breasts: int | None = None
     controls: tuple[str, ...] = ("cue-cc", "balanced")
     table_lr: float = 1e-4
     dropout: tuple[float, float] = (0.25, 0.5)
@@ -83,6 +95,16 @@ class RecipeSettings:
             )
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        for option, n, low in (
+            ("--lca-epochs", self.lca_epochs, 1),
+            ("--epoch-breasts", self.epoch_breasts, 2),
+        ):
+            if n is not None and n < low:
+                raise ConfigError(f"{option} must be >= {low}, got {n}")
+        if self.lca_set is not None and self.lca_set not in LCA_SETS:
+            raise ConfigError(
+                f"--lca-set {self.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"
+            )
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
         if not (self.table_lr > 0 and self.table_lr < float("inf")):
@@ -97,6 +119,26 @@ class RecipeSettings:
         for option, n in counts:
             if n < 1:
                 raise ConfigError(f"{option} must be >= 1, got {n}")
+
+    @property
+    def appendix_a(self) -> bool:
+        """The LCA runs follow appendix A's schedule (the ``paper`` preset)."""
+        return self.preset == "paper"
+
+    @property
+    def lca_record_epochs(self) -> int:
+        """Epochs with LCA recorded: :attr:`lca_epochs`, else 6 at ``paper`` (appendix A),
+        else 5 (the span of the paper's LCA statements)."""
+        if self.lca_epochs is not None:
+            return self.lca_epochs
+        return 6 if self.appendix_a else 5
+
+    @property
+    def lca_eval_set(self) -> str:
+        """E of the LCA runs: :attr:`lca_set`, else ``epoch`` at ``paper``, else ``fixed-train``."""
+        if self.lca_set is not None:
+            return self.lca_set
+        return "epoch" if self.appendix_a else "fixed-train"
 
     @property
     def testbed(self) -> str:

@@ -290,7 +290,9 @@ class ExperimentConfig:
                 f"--on-nonfinite must be stop or skip, got {self.record.on_nonfinite!r}"
             )
         if self.feed not in FEEDS:
-            raise ConfigError(f"--feed {self.feed!r} is unknown; expected one of {', '.join(FEEDS)}")
+            raise ConfigError(
+                f"--feed {self.feed!r} is unknown; expected one of {', '.join(FEEDS)}"
+            )
         if self.record.lca_set not in LCA_SETS:
             raise ConfigError(
                 f"--lca-set {self.record.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"

@@ -114,6 +114,19 @@ def load_run_manifest(config: ExperimentConfig) -> Manifest:
     )
 
 
+def full_epoch_size(config: ExperimentConfig) -> int:
+    """Breasts in one full training epoch of ``config``'s data (every positive plus as many
+    negatives), before ``--epoch-breasts``; reads the manifest, decodes no image."""
+    manifest = load_run_manifest(config)
+    data_config = get_preset(config.preset).data_config(
+        heatmaps=config.data.heatmaps, seed=config.seed
+    )
+    train = MammoDataset.from_manifest(
+        manifest, "train", data_config, views=VIEWS[config.variant], train=True
+    )
+    return BalancedEpochSampler.from_dataset(train, seed=config.seed).epoch_size
+
+
 def build_run_data(config: ExperimentConfig, device: torch.device | None = None) -> RunData:
     """Datasets, sampler and loader for ``config`` (seeded by ``config.seed``).
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -20,7 +22,7 @@ from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.recipes import RecipeSettings, make_recipes, plans, run_all
 from mammo_models.recipes import runner as runner_module
-from mammo_models.recipes.make import run_counts
+from mammo_models.recipes.make import command, run_counts
 from mammo_models.recipes.search import (
     row_search,
     search_runs,
@@ -29,6 +31,7 @@ from mammo_models.recipes.search import (
 from mammo_models.training import ConfigError, DataSource
 from mammo_models.training.blending import window_weights
 from mammo_models.training.config import run_dir
+from mammo_models.training.data_setup import build_run_data, full_epoch_size
 from tests.helpers.plot_stores import write_store
 
 
@@ -280,3 +283,65 @@ def test_recipe_options_reach_the_runs(tmp_path):
         RecipeSettings(dropout=(0.5, 1.0))
     with pytest.raises(ConfigError, match="--epochs"):
         RecipeSettings(epochs=0)
+
+
+# ------------------------------------------------------------------------------ appendix A
+def test_the_paper_presets_lca_runs_follow_appendix_a(tmp_path, monkeypatch):
+    paper = RecipeSettings(runs_dir=tmp_path, preset="paper", epoch_breasts=97)
+    (spec, *_) = plans.lca_runs(paper, 1e-5)
+    cfg = spec.build()
+    assert cfg.record.lca_set == "epoch" and cfg.record.lca_epochs == 6
+    assert cfg.epochs is None and cfg.epoch_breasts == 97  # the whole schedule, shrunk epochs
+    fast = _settings(tmp_path, search="fixed")
+    cfg = plans.lca_runs(fast, 1e-5)[0].build()
+    assert (cfg.record.lca_set, cfg.record.lca_epochs, cfg.epochs, cfg.epoch_breasts) == (
+        "fixed-train",
+        None,
+        5,
+        None,
+    )
+    # without --epoch-breasts, appendix A's 10% of a full epoch, read from the data
+    monkeypatch.setattr(RecipeSettings, "appendix_a", property(lambda self: True))
+    cfg = plans.lca_runs(fast, 1e-5)[0].build()
+    full = full_epoch_size(cfg)
+    assert cfg.epoch_breasts == max(2, round(0.1 * full))
+    sampler = build_run_data(replace(cfg, epoch_breasts=None)).sampler
+    assert full == sampler.epoch_size == sampler.n_positive + sampler.negatives_per_epoch
+
+
+def test_recipe_lca_options_reach_the_runs_and_the_command(tmp_path):
+    s = _settings(tmp_path, search="fixed", lca_epochs=2, lca_set="val", epoch_breasts=10)
+    cfg = plans.lca_runs(s, 1e-4)[0].build()
+    assert (cfg.record.lca_set, cfg.epochs, cfg.epoch_breasts) == ("val", 2, 10)
+    assert "--lca-epochs 2 --epoch-breasts 10 --lca-set val" in command(["fig4"], s, 1)
+    with pytest.raises(ConfigError, match="--lca-set 'nope' is unknown"):
+        _settings(tmp_path, lca_set="nope")
+
+
+# ------------------------------------------------------------------------------ end to end
+def test_tables_1_to_5_with_the_papers_search_run_end_to_end(tmp_path):
+    """Every table through --search paper's code path, one rate, one seed and one sampled set
+    standing in for ten, ten and three; the run count is printed before anything trains."""
+    s = _settings(
+        tmp_path,
+        seeds=(0,),
+        n_lr=1,
+        search_lrs=(1e-4,),
+        blend_metrics=("loss", "auc"),
+    )
+    names = ["table1", "table2", "table3", "table4", "table5"]
+    lines: list[str] = []
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = make_recipes(names, s, jobs=1, echo=lines.append)
+    torch.set_num_threads(threads)
+    assert lines[: len(names)] == [
+        f"{n} --search paper: {c} runs" for n, c in run_counts(names, s).items() if n != "total"
+    ]
+    assert report.ok and set(report.rendered) == set(names), report.failed
+    table4 = pd.read_csv(s.figures_dir / "table4_blend_weights.csv")
+    assert list(table4["set"]) == ["loss", "loss_late", "auc", "auc_late"]
+    assert table4["selected"].sum() == 1  # the four sets trained and one selected
+    table5 = pd.read_csv(s.figures_dir / "table5_blend_ablation.csv")
+    assert len(table5) == 6 and (table5["runs"] == 1).all()

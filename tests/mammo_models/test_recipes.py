@@ -190,3 +190,14 @@ def test_tables_4_and_5_read_their_weights_and_aucs_from_the_stores(made):
             direct = auc_table(open_runs([store]), group_by=None).iloc[0]
         a, b = row["malignant_auc_mean"], direct["malignant_auc_mean"]
         assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-12)
+
+
+def test_runs_keep_to_the_callers_thread_limit(monkeypatch):
+    from mammo_models.recipes.runner import threads_per_run
+
+    monkeypatch.setattr("mammo_models.recipes.runner.os.cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [threads_per_run(j) for j in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a pytest-xdist worker, a shared batch node
+    assert threads_per_run(1) == 1 and threads_per_run(2) == 1
+    assert threads_per_run(1, "cuda") == 0
