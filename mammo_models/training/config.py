@@ -90,7 +90,7 @@ TRAIN_PRESETS: dict[str, TrainPreset] = {
         "small", epochs=10, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=3
     ),
     "demo": TrainPreset(
-        "demo", epochs=12, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=4
+        "demo", epochs=8, lca_every=15, lca_subset=24, eval_batch_size=16, tta=10, blend_epochs=4
     ),
     "paper": TrainPreset(
         "paper",
