@@ -109,12 +109,7 @@ def _table4_markdown(df: pd.DataFrame, n: int) -> str:
     paper = "val_auc_mean" in df
     if paper:
         header += ["val AUC (mean ± s.e.)", "test AUC (mean ± std)", "selected"]
-    lines = [
-        f"**Table 4: estimated Gradient Blending weights (mean over {n} seeds)**",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * len(header)) + "|",
-    ]
+    lines = _head(f"Table 4: estimated Gradient Blending weights (mean over {n} seeds)", header)
     for _, r in df.iterrows():
         window = "[0, N]" if r.window == "all" else "[0.9 N, N]"
         cells = [
@@ -182,12 +177,7 @@ def table5(s: RecipeSettings) -> Rendered:
 
 def _table5_markdown(df: pd.DataFrame, n: int) -> str:
     header = ["weights", "ŵ_joint, ŵ_cc, ŵ_mlo", "runs", "AUC (malignant)", "ensemble"]
-    lines = [
-        f"**Table 5: Gradient Blending with other weights (test AUC, {n} seed(s))**",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * len(header)) + "|",
-    ]
+    lines = _head(f"Table 5: Gradient Blending with other weights (test AUC, {n} seed(s))", header)
     for _, r in df.iterrows():
         std = r["malignant_auc_std"]
         auc = _fmt(r["malignant_auc_mean"]) + (f" ± {std:.3f}" if math.isfinite(std) else "")
@@ -200,6 +190,16 @@ def _table5_markdown(df: pd.DataFrame, n: int) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _head(title: str, header: list[str]) -> list[str]:
+    """A bold title and a Markdown table's header rows."""
+    return [
+        f"**{title}**",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * len(header)) + "|",
+    ]
 
 
 def _fmt(x: float) -> str:

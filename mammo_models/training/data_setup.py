@@ -118,13 +118,15 @@ def full_epoch_size(config: ExperimentConfig) -> int:
     """Breasts in one full training epoch of ``config``'s data (every positive plus as many
     negatives), before ``--epoch-breasts``; reads the manifest, decodes no image."""
     manifest = load_run_manifest(config)
-    data_config = get_preset(config.preset).data_config(
-        heatmaps=config.data.heatmaps, seed=config.seed
-    )
     train = MammoDataset.from_manifest(
-        manifest, "train", data_config, views=VIEWS[config.variant], train=True
+        manifest, "train", _data_config(config), views=VIEWS[config.variant], train=True
     )
     return BalancedEpochSampler.from_dataset(train, seed=config.seed).epoch_size
+
+
+def _data_config(config: ExperimentConfig):
+    """The preset's image settings for ``config`` (heatmap channels, crop seed)."""
+    return get_preset(config.preset).data_config(heatmaps=config.data.heatmaps, seed=config.seed)
 
 
 def build_run_data(config: ExperimentConfig, device: torch.device | None = None) -> RunData:
@@ -137,9 +139,7 @@ def build_run_data(config: ExperimentConfig, device: torch.device | None = None)
     feed = resolve_feed(config.feed, device, config.data.heatmaps)
     manifest = load_run_manifest(config)
     views = VIEWS[config.variant]
-    data_config = get_preset(config.preset).data_config(
-        heatmaps=config.data.heatmaps, seed=config.seed
-    )
+    data_config = _data_config(config)
     train = MammoDataset.from_manifest(manifest, "train", data_config, views=views, train=True)
     # Under torchrun every rank draws the same epoch and takes every N-th sample of it, so each
     # global batch of batch_size holds the samples one process would see, batch_size/N per rank.
