@@ -259,6 +259,12 @@ def mammo(
 @on_nonfinite_option
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
+@click.option(
+    "--fsdp",
+    is_flag=True,
+    help="Under torchrun: shard the model with FSDP2 (each group's top modules and the root) "
+    "instead of DDP; the job function stays the same.",
+)
 @tensorboard_option
 @fail_cleanly
 @in_process_group
@@ -271,6 +277,7 @@ def job(
     on_nonfinite: str,
     resume: bool,
     overwrite: bool,
+    fsdp: bool,
     tensorboard: Path | None,
 ) -> None:
     """Run your own training job with recording.
@@ -281,6 +288,8 @@ def job(
     \b
     Example:
       lca-run job examples/user_job.py:make_job --out runs/job.zarr --lca-every 20 --arg epochs=2
+      torchrun --standalone --nproc_per_node=2 --no-python lca-run job \\
+        examples/fsdp2_two_tower.py:make_job --out runs/fsdp.zarr --lca-every 10 --fsdp
     """
     check_output(out, resume=resume, overwrite=overwrite)
     kwargs = {}
@@ -313,6 +322,7 @@ def job(
         on_nonfinite=on_nonfinite,
         progress=progress,
         mirror=mirror_spec(tensorboard),
+        fsdp=fsdp,
     )
     echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
 

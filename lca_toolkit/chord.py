@@ -32,6 +32,10 @@ from torch import Tensor
 
 from .quadrature import AdaptiveOptions, error_split, get_rule
 
+Reduce = Callable[[Tensor], Tensor]
+"""``reduce(values)``: (T,) per-tensor values of this rank's shards -> their global values, in
+place (:meth:`lca_toolkit.sharding.ShardLayout.sum_`); ``None`` for an unsharded model."""
+
 GradAt = Callable[[float], tuple[Tensor, list[Tensor]]]
 """``grad_at(s) -> (loss_sum, grads)``: the loss summed over E (float64, 0-d) and its gradient
 sums, one tensor per parameter tensor, at the chord node ``s``. Called with grad mode on. The
@@ -116,9 +120,18 @@ def _evaluate(grad_at: GradAt, s: float) -> tuple[Tensor, list[Tensor]]:
         return grad_at(s)
 
 
+def _reduced(values: Tensor, reduce: Reduce | None) -> Tensor:
+    return values if reduce is None else reduce(values)
+
+
 @torch.no_grad()
 def integrate_fixed(
-    name: str, direction: list[Tensor], g_start: list[Tensor], grad_at: GradAt, n: float
+    name: str,
+    direction: list[Tensor],
+    g_start: list[Tensor],
+    grad_at: GradAt,
+    n: float,
+    reduce: Reduce | None = None,
 ) -> ChordIntegral:
     """Fixed rule ``name`` on the chord: ``weighted = g(0) + sum_j (w_j / w_0) g(s_j)``.
 
@@ -134,6 +147,8 @@ def integrate_fixed(
         grad_at: the gradient callback (:data:`GradAt`); called at the interior nodes in
             ascending order, then at ``s = 1``.
         n: |E|, the number of evaluation samples.
+        reduce: adds per-tensor dot products of sharded tensors across ranks (:data:`Reduce`),
+            once, at the end.
     """
     rule = get_rule(name)
     w0 = rule.weights[0]
@@ -164,7 +179,7 @@ def integrate_fixed(
         loss_end=loss_end,
         passes=passes,
         error_alpha=error_alpha,
-        error_rest=error_dots / n,
+        error_rest=_reduced(error_dots, reduce) / n,
     )
 
 
@@ -176,6 +191,7 @@ def integrate_adaptive(
     grad_at: GradAt,
     n: float,
     loss_start: Tensor | float,
+    reduce: Reduce | None = None,
 ) -> ChordIntegral:
     """Composite Simpson with doubling panels until the residual meets ``options``.
 
@@ -197,13 +213,15 @@ def integrate_adaptive(
             level's new midpoints in ascending order.
         n: |E|, the number of evaluation samples.
         loss_start: mean loss over E at ``s = 0``.
+        reduce: adds per-tensor dot products of sharded tensors across ranks (:data:`Reduce`),
+            once per level, before the stopping rule reads them.
     """
     end_sum, g_end = _evaluate(grad_at, 1.0)
     passes = 1
     loss_end = end_sum / n
     level_sum = g_start  # in place: A = g(0) + g(1), later ends + 2 even, last the result
     torch._foreach_add_(level_sum, g_end)
-    dots_a = _dots64(direction, level_sum)
+    dots_a = _reduced(_dots64(direction, level_sum), reduce)
     d_a = _ordered_sum(dots_a)
     loss_change = float(loss_end - loss_start)
     loss_level = float(loss_end)
@@ -222,7 +240,7 @@ def integrate_adaptive(
             passes += 1
             torch._foreach_add_(odd, g)
             del g
-        dots_o = _dots64(direction, odd)
+        dots_o = _reduced(_dots64(direction, odd), reduce)
         d_o = _ordered_sum(dots_o)
         h = 1.0 / (2 * panels)
         lca_sum = float(h / (3 * n) * (d_a + 4 * d_o))
@@ -261,10 +279,12 @@ def integrate(
     grad_at: GradAt,
     n: float,
     loss_start: Tensor | float,
+    *,
+    reduce: Reduce | None = None,
 ) -> ChordIntegral:
     """The chord integral by rule ``quadrature`` (:func:`integrate_adaptive` for ``adaptive``,
     else :func:`integrate_fixed`); ``options`` and ``loss_start`` matter to the adaptive rule only.
     """
     if quadrature == "adaptive":
-        return integrate_adaptive(options, direction, g_start, grad_at, n, loss_start)
-    return integrate_fixed(quadrature, direction, g_start, grad_at, n)
+        return integrate_adaptive(options, direction, g_start, grad_at, n, loss_start, reduce)
+    return integrate_fixed(quadrature, direction, g_start, grad_at, n, reduce)

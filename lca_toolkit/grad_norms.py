@@ -21,6 +21,11 @@ Definitions, per group g with parameter tensors t in g:
   infinite.
 * ``update_norm[g] = ||theta_after - theta_before||`` over the group's tensors.
 
+Sharded parameters (FSDP2): with a :class:`~lca_toolkit.sharding.ShardLayout`, each rank takes the
+norms of its local shards, and one all-reduce of the squared row over the sharded mesh dimensions
+(:meth:`~lca_toolkit.sharding.ShardLayout.sum_squares_`) gives every rank the global norms, still
+on the device, still without a host sync.
+
 Everything is computed in the parameters' accumulation dtype (float32 for half, bfloat16 and
 float32 parameters, float64 for float64 ones) and stored as float64; carrying float32 norms on in
 float64 would add digits that mean nothing and cost a third more disk after compression. Tensors
@@ -36,13 +41,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .sharding import ShardLayout, local
+
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half/bfloat16/float32 tensors, float64 for float64 ones."""
     return torch.promote_types(dtype, torch.float32)
 
 
-def write_norm_row(params: list[Tensor], out: Tensor, zero: Tensor) -> None:
+def write_norm_row(
+    params: list[Tensor], out: Tensor, zero: Tensor, layout: ShardLayout | None = None
+) -> None:
     """Write ``[||grad_t|| for t] + [||theta_t|| for t]`` (2T values) into ``out``.
 
     One fused norm kernel and one stack into ``out``; no host sync.
@@ -51,12 +60,18 @@ def write_norm_row(params: list[Tensor], out: Tensor, zero: Tensor) -> None:
         params: T parameter tensors (their ``.grad`` is read, never written).
         out: (2T,) slice of the row buffer, of the accumulation dtype.
         zero: a 0-d zero of that dtype on the device, the norm of a missing gradient.
+        layout: for sharded (``DTensor``) parameters, how to add the shards' squares across
+            ranks (its layout is for a row of gradient norms then parameter norms).
     """
     if torch.is_grad_enabled():  # (a check is cheaper than a no_grad context every step)
         with torch.no_grad():
-            return write_norm_row(params, out, zero)
+            return write_norm_row(params, out, zero, layout)
     dtype = out.dtype
-    grads = [p.grad for p in params]
+    if layout is not None:
+        grads = [None if p.grad is None else local(p.grad) for p in params]
+        params = [local(p) for p in params]
+    else:
+        grads = [p.grad for p in params]
     if any(g is None for g in grads):
         present = [i for i, g in enumerate(grads) if g is not None]
         norms = torch._foreach_norm([grads[i] for i in present] + params, 2, dtype=dtype)
@@ -67,18 +82,27 @@ def write_norm_row(params: list[Tensor], out: Tensor, zero: Tensor) -> None:
     else:
         norms = torch._foreach_norm(grads + params, 2, dtype=dtype)
     torch.stack(norms, out=out)
+    if layout is not None:
+        layout.sum_squares_(out)
 
 
-def write_update_row(before: list[Tensor], params: list[Tensor], out: Tensor) -> None:
+def write_update_row(
+    before: list[Tensor], params: list[Tensor], out: Tensor, layout: ShardLayout | None = None
+) -> None:
     """Write ``[||theta_after_t - theta_before_t|| for t]`` (T values) into ``out``.
 
-    ``before`` holds the parameters copied before the step and is overwritten with the difference.
+    ``before`` holds the parameters copied before the step (local shards under a ``layout``) and
+    is overwritten with the difference.
     """
     if torch.is_grad_enabled():
         with torch.no_grad():
-            return write_update_row(before, params, out)
+            return write_update_row(before, params, out, layout)
+    if layout is not None:
+        params = [local(p) for p in params]
     torch._foreach_sub_(before, params)
     torch.stack(torch._foreach_norm(before, 2, dtype=out.dtype), out=out)
+    if layout is not None:
+        layout.sum_squares_(out)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,12 @@ the same full batches everywhere; the runner wraps the model in ``DistributedDat
 hands each rank its contiguous ``1/N`` slice of every training batch (batch sizes must divide by
 N), so each optimizer step sees the same global batch as one process. Only rank 0 writes the
 store and the checkpoint and reports progress.
+
+With ``fsdp=True`` (``lca-run job --fsdp``) the model is sharded with FSDP2 instead of wrapped
+in DDP: each group's top modules and the root get ``fully_shard`` and the optimizer is rebuilt over
+the shards (:mod:`lca_toolkit.fsdp`), so the job function is the same as for one process.
+``last.pt`` then holds the full model and optimizer state (gathered, as one process would save
+it) and every rank writes its own ``rank<r>.pt`` with its shard of the Tracker's LCA state.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from torch import Tensor, nn
 from . import distributed
 from ._batches import move_to
 from .errors import LcaToolkitError
+from .fsdp import full_state, load_full_state, shard_job_model
 from .groups import ParamGroups
 from .rundir import RunDir, restore_rng, rng_states
 from .tracker import Tracker
@@ -136,6 +143,7 @@ def run_job(
     on_nonfinite: str = "stop",
     progress: Callable[[int, int, float], None] | None = None,
     mirror: str | None = None,
+    fsdp: bool = False,
 ) -> JobResult:
     """Train ``job`` with a Tracker writing ``store``; checkpoints go to ``<store>.ckpt/last.pt``.
 
@@ -151,6 +159,7 @@ def run_job(
             (the step is not applied and is counted); see :class:`~lca_toolkit.tracker.Tracker`.
         progress: called as ``progress(epoch, step, loss)`` after every epoch.
         mirror: the Tracker's live mirror, e.g. ``"tensorboard:DIR"`` (``None``: none).
+        fsdp: shard the model with FSDP2 by its groups (under torchrun) instead of DDP.
     """
     store = Path(store)
     run_dir = RunDir(store)
@@ -159,12 +168,23 @@ def run_job(
         raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
     device = next(job.model.parameters()).device
     mode = "resume" if resume else ("overwrite" if overwrite else "create")
-    model = distributed.wrap(job.model)  # DDP in a multi-process group, else the model itself
     rank, world = distributed.rank(), distributed.world_size()
+    optimizer, groups = job.optimizer, job.groups
+    if fsdp:
+        if not distributed.is_distributed():
+            raise JobError("--fsdp shards the model across processes: start the job with torchrun")
+        spec = groups if groups is not None else ParamGroups.from_children(job.model)
+        if not isinstance(spec, ParamGroups):
+            spec = ParamGroups.from_prefixes(job.model, spec)
+        optimizer = shard_job_model(job.model, job.optimizer, spec)
+        groups = ParamGroups(job.model, spec.members)  # the same names, the sharded parameters
+        model = job.model
+    else:
+        model = distributed.wrap(job.model)  # DDP in a multi-process group, else the model itself
     tracker = Tracker(
         model,
-        job.groups,
-        optimizer=job.optimizer,
+        groups,
+        optimizer=optimizer,
         store=store,
         store_mode=mode,
         loss_fn=job.loss_fn if lca_every else None,
@@ -183,8 +203,12 @@ def run_job(
             # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
             state = run_dir.load_resumable(map_location="cpu")
             try:
-                job.model.load_state_dict(state["model"])
-                job.optimizer.load_state_dict(state["optimizer"])
+                if fsdp:
+                    load_full_state(job.model, optimizer, state["model"], state["optimizer"])
+                    state["tracker"] = run_dir.load_rank_state(rank)["tracker"]
+                else:
+                    job.model.load_state_dict(state["model"])
+                    optimizer.load_state_dict(state["optimizer"])
                 tracker.load_state_dict(state["tracker"])
             except (RuntimeError, KeyError, ValueError) as exc:
                 raise JobError(
@@ -198,22 +222,27 @@ def run_job(
             for i, batch in enumerate(job.train_batches):
                 where = f"epoch {epoch}, training batch {i}"
                 batch = move_to(distributed.shard_batch(batch, rank, world, where=where), device)
-                job.optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=True)
                 loss = job.loss_fn(model, batch).mean()
                 loss.backward()
                 tracker.after_backward(loss)
-                job.optimizer.step()
+                optimizer.step()
                 tracker.after_step()
             last = torch.tensor(math.nan, dtype=torch.float64, device=device)
             if tracker.step:
                 last = loss.detach().double().clone()
             loss_value = float(distributed.all_reduce_mean_(last))
             tracker.log_epoch(epoch, {"train_loss_last": loss_value})
-            state = {
-                "model": job.model.state_dict(),
-                "optimizer": job.optimizer.state_dict(),
-                "tracker": tracker.state_dict(),
-            }
+            if fsdp:  # gathered full state (a collective); the Tracker's shards per rank
+                model_state, optim_state = full_state(job.model, optimizer)
+                run_dir.save_rank_state(rank, {"tracker": tracker.state_dict()})
+                state = {"model": model_state, "optimizer": optim_state, "tracker": None}
+            else:
+                state = {
+                    "model": job.model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "tracker": tracker.state_dict(),
+                }
             rng, rng_cuda = rng_states()
             state.update(rng=rng, rng_cuda=rng_cuda, epoch=epoch + 1)
             if distributed.is_main():

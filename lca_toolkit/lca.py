@@ -88,6 +88,8 @@ from .errors import LcaError
 from .groups import ParamGroups
 from .lca_config import BN_POLICIES, BnPolicy, LcaConfig
 from .lca_result import LcaResult, reduce_lca
+from .lca_sharded import borrowed_state, sharded_gradient_pass
+from .sharding import ShardingError, ShardLayout, local, refuse_unsupported
 
 __all__ = [
     "BN_GROUP",
@@ -186,6 +188,7 @@ class LcaEngine:
                 "batches or a DataLoader without shuffling) so every pass sees the same subset"
             )
         model = distributed.unwrap(model)
+        refuse_unsupported(model)
         self.model = model
         self.config = config
         self.loss_fn = loss_fn
@@ -227,6 +230,17 @@ class LcaEngine:
                     )
         self._entries = entries
         self.tensor_names = [e.name for e in entries]
+        # FSDP2: every entry is this rank's shard; per-tensor sums are added across ranks.
+        self._layout = ShardLayout.of(
+            [(e.name, p) for e, p in zip(entries, self._params)],
+            self.device,
+            extra=len(entries) - len(self._params),
+        )
+        if self._layout is not None and len(entries) > len(self._params):
+            raise ShardingError(
+                "bn_policy='interpolate' is not available for a sharded (FSDP2) model with "
+                "BatchNorm; use bn_policy='train' (batch statistics on E) or 'none'"
+            )
         self._group_index = torch.tensor(
             [e.group for e in entries], dtype=torch.int64, device=self.device
         )
@@ -273,9 +287,14 @@ class LcaEngine:
         self._n_eval = None
 
     # ----------------------------------------------------------------------------- tensors
+    @property
+    def sharded(self) -> bool:
+        """The model is sharded with FSDP2: the engine holds and evaluates local shards only."""
+        return self._layout is not None
+
     def _current(self) -> list[Tensor]:
-        """The model's live tensors for every entry (no copies)."""
-        params = [p.detach() for p in self._params]
+        """The model's live tensors for every entry (no copies; local shards under FSDP2)."""
+        params = [local(p).detach() for p in self._params]
         return params + [getattr(e.module, e.attr) for e in self._entries[len(params) :]]
 
     def _constants(self) -> dict[str, Tensor]:
@@ -314,11 +333,47 @@ class LcaEngine:
                 if self.config.bn_policy == "train":
                     for _, m in self._bn_modules:
                         m.training = True
-                with _plain_sync_batchnorm(self.model):
+                with _plain_sync_batchnorm(self.model), self._borrowed():
                     yield
         finally:
             for m, flag in flags:
                 m.training = flag
+
+    def _borrowed(self) -> contextlib.AbstractContextManager[None]:
+        """Under FSDP2, the training gradients, buffers and reduction settings set aside."""
+        if self._layout is None:
+            return contextlib.nullcontext()
+        return borrowed_state(self.model, self._params)
+
+    def _sharded_pass(self, node: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`_gradient_pass` of an FSDP2 model, whose ``node`` is its parameters' shards."""
+        total, count, grads = sharded_gradient_pass(
+            self.model,
+            self._params,
+            self.loss_fn,
+            self.eval_batches,
+            lambda b: move_to(b, self.device, False),
+            self.device,
+        )
+        sums = torch.stack([total, count])
+        distributed.all_reduce_sum_([sums])
+        grads = [g.to(t.dtype) for g, t in zip(grads, node, strict=True)]
+        return self._check_count(sums[0], int(sums[1]), grads)
+
+    def _check_count(
+        self, total: Tensor, count: int, grads: list[Tensor]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Remember |E| at the first pass and insist it stays the same."""
+        if count == 0:
+            raise LcaError("eval_batches is empty: LCA needs at least one evaluation sample")
+        if self._n_eval is None:
+            self._n_eval = count
+        elif count != self._n_eval:
+            raise LcaError(
+                f"eval_batches changed size between passes ({self._n_eval} then {count} samples); "
+                "the evaluation subset must be fixed"
+            )
+        return total, grads
 
     def _gradient_pass(
         self, node: list[Tensor], consts: dict[str, Tensor]
@@ -326,8 +381,11 @@ class LcaEngine:
         """Sum of per-sample losses over E (float64, 0-d) and its gradient for every entry.
 
         ``node`` holds the entries' values at the evaluation point; its parameter tensors are
-        leaves requiring grad. Returns SUMS over E; callers divide by |E|.
+        leaves requiring grad (under FSDP2: the parameters' local shards, written in place).
+        Returns SUMS over E; callers divide by |E|.
         """
+        if self._layout is not None:
+            return self._sharded_pass(node)
         mapping: dict[str, Tensor] = {f"model.{k}": v for k, v in consts.items()}
         aux: dict[str, Tensor] = {}
         for e, t in zip(self._entries, node, strict=True):
@@ -369,16 +427,7 @@ class LcaEngine:
             counts = torch.tensor(float(count), dtype=torch.float64, device=self.device)
             distributed.all_reduce_sum_([*grads, total, counts])
             count = int(counts)
-        if count == 0:
-            raise LcaError("eval_batches is empty: LCA needs at least one evaluation sample")
-        if self._n_eval is None:
-            self._n_eval = count
-        elif count != self._n_eval:
-            raise LcaError(
-                f"eval_batches changed size between passes ({self._n_eval} then {count} samples); "
-                "the evaluation subset must be fixed"
-            )
-        return total, grads
+        return self._check_count(total, count, grads)
 
     def _my_batches(self) -> Iterable[Any]:
         """This rank's shard of E: batches ``rank, rank + world, ...`` (all of E in one process)."""
@@ -418,6 +467,8 @@ class LcaEngine:
                 torch._foreach_add_(node, direction, alpha=-back)
 
     def _new_node(self) -> list[Tensor]:
+        if self._layout is not None:  # FSDP2 evaluates its own parameters: write into them
+            return self._current()
         return [
             torch.empty_like(s).requires_grad_(e.is_param)
             for e, s in zip(self._entries, self._snap, strict=True)
@@ -430,9 +481,20 @@ class LcaEngine:
         The current state becomes the next snapshot and its gradient the next left endpoint.
         """
         with self._pass_context():
-            return self._measure(end_step)
+            # Under FSDP2 the passes overwrite the model's shards: theta_end is copied first and
+            # written back whatever happens (it then becomes the next snapshot).
+            current = [
+                t.detach().to(s.dtype, copy=self.sharded)
+                for t, s in zip(self._current(), self._snap, strict=True)
+            ]
+            try:
+                return self._measure(end_step, current)
+            finally:
+                if self.sharded:
+                    with torch.no_grad():
+                        torch._foreach_copy_(self._current(), current)
 
-    def _measure(self, end_step: int) -> LcaResult:
+    def _measure(self, end_step: int, current: list[Tensor]) -> LcaResult:
         consts = self._constants()
         node = self._new_node()
         passes = 0
@@ -442,7 +504,6 @@ class LcaEngine:
             self._loss_prev = loss_sum / self._n_eval
             passes += 1
         n = float(self._n_eval)
-        current = [t.detach().to(s.dtype) for t, s in zip(self._current(), self._snap, strict=True)]
         loss_start = self._loss_prev
         direction, g_start = self._interval_buffers(current)
         evaluated: list[float] = []
@@ -453,8 +514,16 @@ class LcaEngine:
             evaluated.append(s)
             return self._gradient_pass(node, consts)
 
+        reduce = None if self._layout is None else self._layout.sum_
         integral = integrate(
-            self.config.quadrature, self.config.adaptive, direction, g_start, grad_at, n, loss_start
+            self.config.quadrature,
+            self.config.adaptive,
+            direction,
+            g_start,
+            grad_at,
+            n,
+            loss_start,
+            reduce=reduce,
         )
         passes += integral.passes
         with torch.no_grad():
@@ -465,7 +534,9 @@ class LcaEngine:
                 torch._foreach_add_(
                     self._cumulative, [t.to(torch.float64) for t in lca], alpha=integral.scale
                 )
-            if evaluated[-1] == 1.0:  # the node holds theta_end: it becomes the snapshot as is
+            if self.sharded:  # the copy of theta_end (written back by measure) is the snapshot
+                next_snap = current
+            elif evaluated[-1] == 1.0:  # the node holds theta_end: it becomes the snapshot as is
                 next_snap = [t.detach() for t in node]
             else:  # the snapshot's own buffers (D until now) take theta_end
                 torch._foreach_copy_(direction, current)
@@ -512,6 +583,7 @@ class LcaEngine:
             loss_start=loss_start,
             passes=passes,
             per_tensor=self.config.per_tensor,
+            reduce=None if self._layout is None else self._layout.sum_,
         )
 
     # ----------------------------------------------------------------------------- state
@@ -568,8 +640,14 @@ class LcaEngine:
         """Fresh mean loss and mean gradient over E at the current snapshot (for checks)."""
         with self._pass_context():
             node = self._new_node()
+            kept = [t.clone() for t in node] if self.sharded else None
             self._fill_node(node, self._snap, None, 0.0)
-            total, grads = self._gradient_pass(node, self._constants())
+            try:
+                total, grads = self._gradient_pass(node, self._constants())
+            finally:
+                if kept is not None:
+                    with torch.no_grad():
+                        torch._foreach_copy_(node, kept)
         n = float(self._n_eval)
         return total / n, [g / n for g in grads]
 

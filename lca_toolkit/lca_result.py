@@ -8,7 +8,7 @@ hurt. Everything stays on the device: the host sees the numbers once, when they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +61,7 @@ def reduce_lca(
     loss_start: Tensor,
     passes: int,
     per_tensor: bool,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> LcaResult:
     """Per-group sums of ``integral.scale * lca``, of its absolute value and sign counts, in
     float64.
@@ -78,12 +79,19 @@ def reduce_lca(
         n_groups: G.
         start_step, end_step, loss_start, passes: copied into the result.
         per_tensor: keep the (T,) per-tensor sums in ``by_tensor``.
+        reduce: for tensors sharded across ranks (FSDP2), adds a (4, T) float64 block of the
+            local shards' sums, |sums| and counts into global ones in one collective
+            (:meth:`~lca_toolkit.sharding.ShardLayout.sum_`); ``None`` when nothing is sharded.
     """
     scale, loss_end = integral.scale, integral.loss_end
     sums = torch.stack([t.sum(dtype=torch.float64) for t in lca]) * scale
     abs_sums = torch.stack(torch._foreach_norm(lca, 1, dtype=torch.float64)) * scale
     helped = torch.stack([(t < 0).sum() for t in lca])
     hurt = torch.stack([(t > 0).sum() for t in lca])
+    if reduce is not None:  # counts below 2^53 are exact in float64
+        block = reduce(torch.stack([sums, abs_sums, helped.to(sums), hurt.to(sums)]))
+        sums, abs_sums = block[0], block[1]
+        helped, hurt = block[2].to(torch.int64), block[3].to(torch.int64)
 
     def by_group(values: Tensor) -> Tensor:
         return torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add_(

@@ -5,6 +5,7 @@ A run writes next to each other::
     runs/x.zarr              the run store
     runs/x.zarr.ckpt/last.pt the resumable state (model, optimizer, Tracker, RNG streams, ...)
     runs/x.zarr.ckpt/best.pt the model of the best epoch (when the caller selects one)
+    runs/x.zarr.ckpt/rank<r>.pt what rank r alone holds (a sharded run's Tracker state)
     runs/x.zarr.<name>/      side folders of the caller (runs that this run is made from)
 
 Every part of a program that creates, resumes, reuses or deletes a run asks :class:`RunDir`, so the
@@ -167,6 +168,20 @@ class RunDir:
     def load_resumable(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Read ``last.pt`` (see :func:`load_checkpoint`)."""
         return load_checkpoint(self.last, map_location)
+
+    def rank_state(self, rank: int) -> Path:
+        """``<store>.ckpt/rank<r>.pt``: what only rank ``r`` holds (its shards under FSDP2)."""
+        return self.checkpoint_dir / f"rank{rank}.pt"
+
+    def save_rank_state(self, rank: int, state: Mapping[str, Any]) -> None:
+        """Write rank ``rank``'s own part of the resumable state atomically (every rank calls it)."""
+        save_atomic(dict(state), self.rank_state(rank))
+
+    def load_rank_state(
+        self, rank: int, map_location: str | torch.device = "cpu"
+    ) -> dict[str, Any]:
+        """Read :meth:`rank_state` (see :func:`load_checkpoint`)."""
+        return load_checkpoint(self.rank_state(rank), map_location)
 
     def save_best(self, state: Mapping[str, Any]) -> None:
         """Write ``best.pt`` atomically."""

@@ -21,6 +21,7 @@ from . import distributed
 from .groups import ParamGroups
 from .lca_config import LcaConfig
 from .records import LcaRecord, Sink, StepBlock
+from .sharding import is_fsdp2, model_class_name
 
 __all__ = ["MemorySink", "NullSink", "Sink", "open_sink"]
 
@@ -157,14 +158,18 @@ def open_sink(
         return store
     lca_cfg = None if lca is None else lca.as_record()
     run_config = {
-        "tracker": {"lca": lca_cfg, "world_size": distributed.world_size()},
+        "tracker": {
+            "lca": lca_cfg,
+            "world_size": distributed.world_size(),
+            "sharding": "fsdp2" if is_fsdp2(model) else None,
+        },
         **dict(config or {}),
     }
     numel = groups.numel()
     summary = {
         "numel": {g: numel.get(g, 0) for g in group_names},
         "trainable": sum(numel.values()),
-        "model": type(model).__name__,
+        "model": model_class_name(model),
         "libraries": _library_versions(),
     }
     from .store import RunWriter  # the zarr writer is only needed for a store on disk

@@ -85,6 +85,7 @@ from .lca_config import lca_config_from
 from .lca_result import to_record
 from .mirrors import Mirror, open_mirror
 from .records import Sink, StepBlock
+from .sharding import ShardLayout, local, refuse_unsupported
 from .sinks import open_sink
 
 NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
@@ -159,6 +160,7 @@ class Tracker:
             strip = {g: [n.removeprefix("module.") for n in m] for g, m in groups.members.items()}
             groups = ParamGroups(inner, strip)
         model = inner
+        refuse_unsupported(model)
         if groups is None:
             groups = ParamGroups.from_children(model)
         elif not isinstance(groups, ParamGroups):
@@ -186,6 +188,10 @@ class Tracker:
         self.step = 0
         self._params = [p for _, _, p in groups.named_parameters()]
         self._device = self._params[0].device
+        # FSDP2: norms of the local shards, added across ranks (a row of grad then param norms).
+        layout = ShardLayout.of([(n, p) for _, n, p in groups.named_parameters()], self._device)
+        self._layout = layout
+        self._row_layout = None if layout is None else layout.repeat(2)
         self._n_param_groups = len(groups)
         group_index = groups.group_index().numpy()
         self._members = [np.flatnonzero(group_index == j) for j in range(self._n_param_groups)]
@@ -269,7 +275,7 @@ class Tracker:
     def _write_norms(self) -> None:
         """Per-tensor norms of this step into its row of the buffer (no host sync)."""
         out = self._norm_slots[len(self._row_steps)]
-        grad_norms.write_norm_row(self._params, out, self._zero)
+        grad_norms.write_norm_row(self._params, out, self._zero, self._row_layout)
         self._have_norms = True
 
     def _pre_step_hook(self, optimizer, args, kwargs) -> None:
@@ -281,10 +287,14 @@ class Tracker:
             self._check_finite(optimizer)
         if self._record_update:
             if self._before is None:
-                self._before = [p.detach().clone() for p in self._params]
+                self._before = [local(p).detach().clone() for p in self._params]
             else:
                 with torch.no_grad():
-                    torch._foreach_copy_(self._before, self._params)
+                    torch._foreach_copy_(self._before, self._local_params())
+
+    def _local_params(self) -> list[Tensor]:
+        """The parameters, or this rank's shards of them under FSDP2."""
+        return self._params if self._layout is None else [local(p) for p in self._params]
 
     def _check_finite(self, optimizer) -> None:
         """Stop or skip a step whose loss or gradients are not finite (one host sync)."""
@@ -320,7 +330,7 @@ class Tracker:
         if not self._have_norms or self._before is None:
             return
         out = self._update_slots[len(self._row_steps)]
-        grad_norms.write_update_row(self._before, self._params, out)
+        grad_norms.write_update_row(self._before, self._params, out, self._layout)
         self._have_update = True
 
     # ----------------------------------------------------------------------------- training loop
