@@ -412,6 +412,12 @@ class Tracker:
         return result
 
     @property
+    def sharded(self) -> bool:
+        """The model is sharded with FSDP2: :meth:`state_dict` holds this rank's shards only, so
+        every rank saves its own (``torch.save(state, f"tracker_rank{rank}.pt")``)."""
+        return self._layout is not None
+
+    @property
     def lca_active(self) -> bool:
         """LCA is recorded from here on (built with LCA and :meth:`stop_lca` not called)."""
         return self.engine is not None

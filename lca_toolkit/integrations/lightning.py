@@ -25,6 +25,10 @@ Where the callback attaches, and why there:
   checkpoint and continues it with no gap and no duplicate step.
 * under DDP every rank runs the Tracker (norms from the averaged gradients, E sharded across ranks)
   and only rank 0 writes the store.
+* under ``ModelParallelStrategy`` with a module sharded by ``fully_shard`` in ``configure_model``
+  (FSDP2), the same, each rank holding its shards; Lightning keeps callback states of rank 0 only,
+  so each rank writes its shard of the Tracker's state to ``<store>.ckpt/lightning-step<N>.rank<r>.pt``
+  and the checkpoint holds where to find it.
 
 Automatic optimization only: under manual optimization Lightning does not know where a step's
 accumulation window ends, so the callback raises a :class:`~lca_toolkit.errors.TrackerError` at the
@@ -37,12 +41,19 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pathlib import Path
+
+import torch
+
+from .. import distributed
 from .._batches import move_to
 from .._extras import require_for_integration
+from ..checkpoint import save_atomic
 from ..errors import TrackerError
 from ..groups import ParamGroups
 from ..lca import LossFn
 from ..records import Sink
+from ..rundir import RunDir
 from ..tracker import Tracker
 from ._options import tracker_options
 
@@ -73,7 +84,7 @@ class LcaCallback(_pl.Callback):
             Lightning runs the backward inside ``optimizer.step()``, after its pre-hook.
 
     Attributes:
-        tracker: the :class:`~lca_toolkit.Tracker`, from the start of the fit (``None`` before).
+        tracker: the :class:`~lca_toolkit.Tracker`, from the start of training (``None`` before).
     """
 
     def __init__(
@@ -108,7 +119,7 @@ class LcaCallback(_pl.Callback):
 
     # ----------------------------------------------------------------------------- fit
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        """Build the Tracker now that the optimizer exists (and load a restored state)."""
+        """Check the module's optimization before anything runs."""
         if not pl_module.automatic_optimization:
             raise TrackerError(
                 "LcaCallback needs automatic optimization (the LightningModule sets "
@@ -120,6 +131,12 @@ class LcaCallback(_pl.Callback):
             raise TrackerError(
                 f"LcaCallback records one optimizer, the module configured {len(trainer.optimizers)}"
             )
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Build the Tracker (and load a restored state): the optimizer exists and, under every
+        strategy, a checkpoint's callback states are restored by now (``ModelParallelStrategy``
+        restores them after ``on_fit_start``). Then check that the tracker and the trainer count
+        the same steps."""
         if self.tracker is not None:  # a second fit with the same callback: a new run
             self.tracker.close()
         options = dict(self.options)
@@ -141,11 +158,7 @@ class LcaCallback(_pl.Callback):
         if self._resume is not None:
             self.tracker.load_state_dict(self._resume)
             self._resume = None
-
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        """Check that the tracker and the trainer count the same steps (the loops' progress is
-        restored from a checkpoint after ``on_fit_start``)."""
-        if self._require_tracker().step != trainer.global_step:
+        if self.tracker.step != trainer.global_step:
             raise TrackerError(
                 f"LcaCallback: the tracker is at step {self.tracker.step} but the trainer at "
                 f"global_step {trainer.global_step}; resume from a checkpoint written with this "
@@ -185,12 +198,32 @@ class LcaCallback(_pl.Callback):
         """The Tracker's state (the store is flushed first, so it agrees with the checkpoint)."""
         if self.tracker is None or self.tracker._closed:
             return {}
-        return {"tracker": self.tracker.state_dict()}
+        state = self.tracker.state_dict()
+        if not self.tracker.sharded:
+            return {"tracker": state}
+        step = self.tracker.step
+        save_atomic(state, self._rank_file(step, distributed.rank()))  # every rank its shards
+        return {"tracker_per_rank_at": step}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Keep the state until ``on_fit_start`` builds the Tracker (Lightning restores callbacks
-        before it sets up the optimizer)."""
-        self._resume = state_dict.get("tracker")
+        """Keep the state until ``on_train_start`` builds the Tracker (Lightning restores callbacks
+        before it sets up the optimizer, or after ``on_fit_start`` under ModelParallelStrategy)."""
+        step = state_dict.get("tracker_per_rank_at")
+        if step is None:
+            self._resume = state_dict.get("tracker")
+            return
+        path = self._rank_file(step, distributed.rank())
+        if not path.is_file():
+            raise TrackerError(f"LcaCallback: this rank's tracker state {path} is missing")
+        self._resume = torch.load(path, map_location="cpu", weights_only=False)
+
+    def _rank_file(self, step: int, rank: int) -> Path:
+        if not isinstance(self.store, (str, os.PathLike)):
+            raise TrackerError(
+                "LcaCallback: a sharded (FSDP2) run keeps each rank's tracker state beside its "
+                "store; pass store= a path"
+            )
+        return RunDir(Path(self.store)).checkpoint_dir / f"lightning-step{step}.rank{rank}.pt"
 
     def _require_tracker(self) -> Tracker:
         if self.tracker is None:

@@ -130,6 +130,14 @@ class LcaCallback(_transformers.TrainerCallback):
             lca_every=self.lca_every,
             **options,
         )
+        if self.tracker.sharded:
+            self._close_tracker("failed")
+            raise TrackerError(
+                "LcaCallback (Hugging Face) does not record FSDP2-sharded models: accelerate's "
+                "FSDP2 needs GPUs and its gradient reduction ends after the hook this callback "
+                "reads raw norms in; use lca_toolkit.Tracker in your own loop, or the Lightning "
+                "callback under ModelParallelStrategy"
+            )
         if resume is not None:
             self.tracker.load_state_dict(resume)
         if self.tracker.step != state.global_step:

@@ -92,3 +92,31 @@ def test_job_under_torchrun_equals_one_process(tmp_path):
     np.testing.assert_allclose(
         two.epochs()["train_loss_last"], one.epochs()["train_loss_last"], rtol=1e-12
     )
+
+
+def test_job_sharded_with_fsdp_and_resumed_equals_one_process(tmp_path):
+    """``--fsdp`` on the FSDP2 example's job: killed after one epoch, resumed, one process's rows."""
+    spec = f"{ROOT / 'examples' / 'fsdp2_two_tower.py'}:make_job"
+    two = tmp_path / "two.zarr"
+    common = ["--lca-every", "2", "--arg", "n_train=96", "--fsdp"]
+    done = torchrun_lca_run("job", spec, "--out", str(two), *common, "--arg", "epochs=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in Path(f"{two}.ckpt").iterdir()) == [
+        "last.pt", "rank0.pt", "rank1.pt"  # the full model and optimizer; each rank's shards
+    ]  # fmt: skip
+    done = torchrun_lca_run("job", spec, "--out", str(two), *common, "--arg", "epochs=2", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    args = ["job", spec, "--out", str(tmp_path / "one.zarr"), *common[:-1], "--arg", "epochs=2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    one, sharded = open_run(tmp_path / "one.zarr"), open_run(two)
+    assert sharded.attrs["config"]["tracker"]["sharding"] == "fsdp2"
+    s1, s2 = one.steps(), sharded.steps()
+    assert s2["step"].tolist() == list(range(1, 7))
+    cols = [c for c in s1.columns if c.startswith(("loss", "grad_norm", "update_norm"))]
+    np.testing.assert_allclose(s2[cols].to_numpy(), s1[cols].to_numpy(), rtol=2e-5)
+    l1, l2 = one.lca(), sharded.lca()
+    assert l2["end_step"].tolist() == [2, 4, 6]
+    lca_cols = ["lca/image", "lca/text", "lca/head", "loss_start", "loss_end"]
+    np.testing.assert_allclose(l2[lca_cols].to_numpy(), l1[lca_cols].to_numpy(), rtol=1e-4, atol=1e-6)

@@ -177,3 +177,27 @@ def test_ddp_two_gloo_processes_rank0_writes(tmp_path):
     )
     assert_lca_complete(run.lca())
     assert len(run.lca()) == 2
+
+
+def test_fsdp2_under_model_parallel_strategy_resumed_equals_one_process(tmp_path):
+    """ModelParallelStrategy shards with fully_shard; killed at step 2, resumed to 4."""
+    from torchrun import torchrun
+
+    done = torchrun(2, str(HELPERS / "lightning_fsdp.py"), str(tmp_path), timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sharded = open_run(tmp_path / "run.zarr")
+    # One process over the same global batches (2 ranks x 4), 2 steps an epoch.
+    callback = LcaCallback(
+        GROUPS, store=tmp_path / "one.zarr", loss_fn=per_sample_loss,
+        eval_batches=eval_batches(), lca_every=2,
+    )  # fmt: skip
+    trainer([callback], max_steps=4).fit(TwoTower(), loader(n=16, batch_size=8))
+    one = open_run(tmp_path / "one.zarr")
+    s1, s2 = one.steps(), sharded.steps()
+    assert s2["step"].tolist() == [1, 2, 3, 4]
+    cols = [c for c in s1.columns if c.startswith(("loss", "grad_norm", "update_norm"))]
+    np.testing.assert_allclose(s2[cols].to_numpy(), s1[cols].to_numpy(), rtol=1e-5)
+    lca_cols = ["lca/a", "lca/b", "lca/head", "loss_start", "loss_end"]
+    np.testing.assert_allclose(
+        sharded.lca()[lca_cols].to_numpy(), one.lca()[lca_cols].to_numpy(), rtol=1e-4, atol=1e-7
+    )
