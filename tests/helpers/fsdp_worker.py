@@ -12,6 +12,8 @@ in one process group, every scenario the FSDP2 tests compare with one unsharded 
 * ``resumed``: the ``fsdp`` run checkpointed at step 5 (model and optimizer with
   ``torch.distributed.checkpoint``, the Tracker per rank with ``torch.save``), run on to step 6,
   closed as interrupted, then resumed from the checkpoint into the same store;
+* ``accumulated``: the ``fsdp`` run with each rank's batch in 2 micro-batches, the first without
+  gradient sync (``set_requires_gradient_sync(False)``): norms read at the optimizer step only;
 * ``off``: the ``fsdp`` run without a Tracker, whose weights must be the recorded run's, bit for bit;
 * ``bf16``: float32 towers under ``MixedPrecisionPolicy(param_dtype=bfloat16)``;
 * refusals: a ``Partial`` parameter and FSDP1, each refused with one line.
@@ -69,6 +71,7 @@ def train(
     steps: range = range(1, STEPS + 1),
     resume_from: Path | None = None,
     checkpoint_to: Path | None = None,
+    micro_batches: int = 1,
 ) -> dict[str, Any]:
     """Train the given steps; returns the LCA rows this rank saw and the final full weights."""
     world, rank = distributed.world_size(), distributed.rank()
@@ -95,10 +98,15 @@ def train(
     for step in steps:
         batch = distributed.shard_batch(train_batches[step - 1], rank, world)
         optimizer.zero_grad(set_to_none=True)
-        loss = mlp_loss(model, batch).mean()
-        loss.backward()
-        if tracker is not None:
-            tracker.after_backward(loss)
+        for i, micro in enumerate(distributed.shard_batch(batch, m, micro_batches)
+                                  for m in range(micro_batches)):
+            last = i == micro_batches - 1
+            if micro_batches > 1:  # accumulate without reducing until the last micro-batch
+                model.set_requires_gradient_sync(last)
+            loss = mlp_loss(model, micro).mean()
+            (loss / micro_batches).backward()
+            if tracker is not None:
+                tracker.after_backward(loss)
         optimizer.step()
         if tracker is not None:
             result = tracker.after_step()
@@ -199,6 +207,7 @@ def main() -> None:
         with _functional_call_forbidden():
             results["fsdp"] = train(out_dir / "fsdp.zarr")
         results["off"] = train(None, record=False)
+        results["accumulated"] = train(out_dir / "accumulated.zarr", micro_batches=2)
         for shape in ((2, 1), (1, 2)):
             mesh = init_device_mesh("cpu", shape, mesh_dim_names=("replicate", "shard"))
             name = f"hsdp_{shape[0]}x{shape[1]}"

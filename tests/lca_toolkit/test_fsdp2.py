@@ -44,7 +44,13 @@ def _numbers(frame):
 
 @pytest.mark.parametrize(
     ("name", "rule"),
-    [("fsdp", "adaptive"), ("hsdp_2x1", "simpson"), ("hsdp_1x2", "simpson"), ("resumed", "adaptive")],
+    [
+        ("fsdp", "adaptive"),
+        ("hsdp_2x1", "simpson"),
+        ("hsdp_1x2", "simpson"),
+        ("resumed", "adaptive"),
+        ("accumulated", "adaptive"),
+    ],
 )
 def test_sharded_rows_equal_one_process(sharded, reference, name, rule):
     out, _ = sharded
