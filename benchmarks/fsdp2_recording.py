@@ -56,7 +56,9 @@ def worker(a: argparse.Namespace) -> None:
     with distributed.process_group():
         rank, world = distributed.rank(), distributed.world_size()
         torch.set_num_threads(a.threads)
-        device = torch.device(f"cuda:{distributed.local_rank()}" if torch.cuda.is_available() else "cpu")
+        device = torch.device(
+            f"cuda:{distributed.local_rank()}" if torch.cuda.is_available() else "cpu"
+        )
 
         def build() -> torch.nn.Module:
             torch.manual_seed(0)
@@ -77,7 +79,8 @@ def worker(a: argparse.Namespace) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         n_params = sum(p.numel() for p in model.parameters())
         batches = [
-            {k: v.to(device) for k, v in b.items()} for b in make_batches(a.steps * a.batch, a.batch, 0)
+            {k: v.to(device) for k, v in b.items()}
+            for b in make_batches(a.steps * a.batch, a.batch, 0)
         ]
         eval_batches = [
             {k: v.to(device) for k, v in b.items()}
@@ -115,8 +118,15 @@ def worker(a: argparse.Namespace) -> None:
             _sync(device)
             return time.perf_counter() - start
 
-        tracker = Tracker(model, GROUPS, optimizer=opt, loss_fn=per_sample_loss,
-                          eval_batches=eval_batches, lca_every=10**9, transfer_every=64)
+        tracker = Tracker(
+            model,
+            GROUPS,
+            optimizer=opt,
+            loss_fn=per_sample_loss,
+            eval_batches=eval_batches,
+            lca_every=10**9,
+            transfer_every=64,
+        )
         step(tracker)
         step()
         tracker.measure_lca()  # warm-up, and the first interval's extra left-endpoint pass
@@ -140,15 +150,24 @@ def worker(a: argparse.Namespace) -> None:
         dist.all_gather_object(held_all, held)
         if rank == 0:
             slowest = torch.cat(gathered).max(dim=0).values.tolist()
-            Path(a.out).write_text(json.dumps({
-                "medians": dict(zip(rows, slowest)),
-                "ratios": {
-                    "tracker": [t / p for t, p in zip(rows["tracker"], rows["plain"])],
-                    "lca": [t / f for t, f in zip(rows["lca"], rows["floor"])],
-                },
-                "held": held_all, "unsharded": unsharded_bytes, "params": n_params,
-                "world": world, "device": str(device),
-            }))
+            Path(a.out).write_text(
+                json.dumps(
+                    {
+                        "medians": dict(zip(rows, slowest, strict=True)),
+                        "ratios": {
+                            "tracker": [
+                                t / p for t, p in zip(rows["tracker"], rows["plain"], strict=True)
+                            ],
+                            "lca": [t / f for t, f in zip(rows["lca"], rows["floor"], strict=True)],
+                        },
+                        "held": held_all,
+                        "unsharded": unsharded_bytes,
+                        "params": n_params,
+                        "world": world,
+                        "device": str(device),
+                    }
+                )
+            )
 
 
 def main() -> None:
@@ -169,11 +188,27 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        args = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in ("worker", "out", "ranks")]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={a.ranks}", __file__, "--worker", f"--out={out}", *args]
-        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        args = [
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(a).items()
+            if k not in ("worker", "out", "ranks")
+        ]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={a.ranks}",
+            __file__,
+            "--worker",
+            f"--out={out}",
+            *args,
+        ]
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(a.threads),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(done.stderr[-3000:])
@@ -184,14 +219,18 @@ def main() -> None:
         return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
     mib = 2**20
-    print(f"| model | ranks | step alone | tracker / step | LCA (Simpson) | floor (2 passes) | "
-          f"LCA / floor | engine per rank | unsharded engine |")
+    print(
+        "| model | ranks | step alone | tracker / step | LCA (Simpson) | floor (2 passes) | "
+        "LCA / floor | engine per rank | unsharded engine |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     held = ", ".join(f"{h / mib:.2f}" for h in r["held"])
-    print(f"| two towers, {r['params']:,} parameters, {r['device']} | {r['world']} | "
-          f"{m['plain'] * 1e3:.1f} ms | {spread(ratios['tracker'])} | {m['lca'] * 1e3:.1f} ms | "
-          f"{m['floor'] * 1e3:.1f} ms | {spread(ratios['lca'])} | {held} MiB | "
-          f"{r['unsharded'] / mib:.2f} MiB |")
+    print(
+        f"| two towers, {r['params']:,} parameters, {r['device']} | {r['world']} | "
+        f"{m['plain'] * 1e3:.1f} ms | {spread(ratios['tracker'])} | {m['lca'] * 1e3:.1f} ms | "
+        f"{m['floor'] * 1e3:.1f} ms | {spread(ratios['lca'])} | {held} MiB | "
+        f"{r['unsharded'] / mib:.2f} MiB |"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ class Tower(nn.Module):
         super().__init__()
         self.proj = nn.Linear(d_in, width)
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(),
-                          nn.Linear(2 * width, width))
+            nn.Sequential(
+                nn.LayerNorm(width),
+                nn.Linear(width, 2 * width),
+                nn.GELU(),
+                nn.Linear(2 * width, width),
+            )
             for _ in range(depth)
         )
 
@@ -77,8 +81,11 @@ def make_batches(n: int, batch_size: int, seed: int) -> list[dict[str, torch.Ten
     paired = torch.where(match[:, None] > 0, latent, other)
     text = paired @ to_text + 0.5 * torch.randn(n, 32, generator=g)
     return [
-        {"image": image[i : i + batch_size], "text": text[i : i + batch_size],
-         "match": match[i : i + batch_size]}
+        {
+            "image": image[i : i + batch_size],
+            "text": text[i : i + batch_size],
+            "match": match[i : i + batch_size],
+        }
         for i in range(0, n, batch_size)
     ]
 
@@ -116,9 +123,16 @@ def main() -> None:
         fully_shard(model)  # the root takes the head
         optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)  # over the sharded parameters
         train = make_batches(args.steps * 32, 32, seed=0)
-        with Tracker(model, GROUPS, optimizer=optimizer, store=args.out,
-                     loss_fn=per_sample_loss, eval_batches=make_batches(128, 32, seed=1),
-                     lca_every=args.lca_every, store_mode="overwrite") as tracker:
+        with Tracker(
+            model,
+            GROUPS,
+            optimizer=optimizer,
+            store=args.out,
+            loss_fn=per_sample_loss,
+            eval_batches=make_batches(128, 32, seed=1),
+            lca_every=args.lca_every,
+            store_mode="overwrite",
+        ) as tracker:
             for batch in train:
                 batch = distributed.shard_batch(batch, rank, world)  # 1/N of each global batch
                 optimizer.zero_grad(set_to_none=True)
@@ -132,8 +146,10 @@ def main() -> None:
 
             lca = open_run(args.out).lca()
             shares = {g: float(lca[f"lca/{g}"].sum()) for g in GROUPS}
-            print(f"{tracker.step} steps on {world} ranks; summed LCA per group: "
-                  + ", ".join(f"{g} {v:+.4f}" for g, v in shares.items()))
+            print(
+                f"{tracker.step} steps on {world} ranks; summed LCA per group: "
+                + ", ".join(f"{g} {v:+.4f}" for g, v in shares.items())
+            )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -132,6 +132,20 @@ def barrier() -> None:
 
 
 # ----------------------------------------------------------------------------- batches
+def my_batches(batches: Iterable[Any]) -> Iterable[Any]:
+    """This rank's shard of E: batches ``rank, rank + world, ...`` (all of E in one process).
+
+    A ``Sequence`` is indexed; any other iterable is read in full and the other ranks' batches
+    skipped.
+    """
+    if not is_distributed():
+        return batches
+    world, rank_ = world_size(), rank()
+    if isinstance(batches, Sequence):
+        return (batches[i] for i in range(rank_, len(batches), world))
+    return (b for i, b in enumerate(batches) if i % world == rank_)
+
+
 def shard_batch(batch: Any, rank_: int, world: int, *, where: str = "batch") -> Any:
     """Rank ``rank_``'s contiguous ``1/world`` slice (along dim 0) of every tensor in ``batch``.
 
@@ -215,7 +229,7 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 
     The converted modules keep the same parameter and buffer tensors and names, so optimizers,
     groups and checkpoints see the same model. The LCA engine still normalises each of its
-    batches on its own (see :func:`lca_toolkit.lca._plain_sync_batchnorm`).
+    batches on its own (see :func:`lca_toolkit.lca_batchnorm.plain_sync_batchnorm`).
     """
     if device.type != "cuda":
         raise DistributedError(

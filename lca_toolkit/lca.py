@@ -15,20 +15,8 @@ The quadrature itself is a set of pure functions (:mod:`lca_toolkit.chord`) that
 for the gradient at a node of the chord; this module owns the buffers, the gradient passes over E
 and the per-group sums.
 
-Error estimate (``error_by_group``, per interval and group): the rule's LCA minus a cruder
-estimate on the same nodes, so it costs no gradient pass. Simpson is compared with the composite
-trapezoid on its nodes 0, 1/2, 1 (weights 1/4, 1/2, 1/4), Lobatto-4 with the composite trapezoid
-on its 4 nodes, trapezoid and first-order with each other (trapezoid minus left point), and the
-adaptive rule's last level with the level before it (with one level, with the composite trapezoid
-on its nodes). The signed per-tensor differences are summed within each group, then the absolute
-value is taken. It is the error of the cruder estimate up to the rule's own, so for a smooth
-integrand it is conservative: it bounds the rule's error rather than estimating it (first-order
-excepted: there it estimates first-order's own error). It needs no parameter-sized buffer
-either, only scalars per tensor ``t``: for the fixed rules the difference is rewritten as
-``alpha * LCA_t + sum_j beta_j <D_t, g_t(s_j)>`` over the interior nodes (the right end for
-trapezoid and first-order; see :func:`~lca_toolkit.quadrature.error_split`), so Simpson takes one
-dot product per interval, as its midpoint gradient arrives; the adaptive rule already forms
-``<D_t, .>`` of its level sums for its stopping rule and keeps them per tensor.
+Error estimate (``error_by_group``, per interval and group, at no extra pass): see
+:mod:`lca_toolkit.chord`.
 
 Caveat: step-k LCA integrates along the straight chord between two snapshots, not along the path
 the optimizer actually took. Per-interval totals equal the loss change exactly (up to the residual);
@@ -37,20 +25,10 @@ per-parameter shares can differ from per-step LCA.
 Non-interference: the engine evaluates the model through ``torch.func.functional_call`` on its own
 copies of the parameters, never touches ``.grad``, optimizer state, BatchNorm running statistics or
 the global RNG, and restores every module's train/eval flag, so training with and without LCA gives
-bit-identical weights.
+bit-identical weights. A model sharded with FSDP2 is evaluated in place instead, and everything
+restored (:mod:`lca_toolkit.lca_sharded`).
 
-BatchNorm policies (the loss must be a function of the interpolated state only):
-
-* ``"interpolate"`` (default): eval-mode BN; the running statistics are interpolated along the chord
-  like parameters and their share of the loss change goes to a separate ``bn_buffers`` group, so
-  completeness holds and both endpoint losses are real eval-mode losses. Gradients with respect to
-  the running statistics come from the exact chain rule of eval-mode BN,
-  ``dL/d mean = -(w / sqrt(var + eps)) dL/db`` and ``dL/d var = -(w / (2 (var + eps))) dL/dw``,
-  so the fused BN kernels run unchanged (requires affine BN).
-* ``"train"``: train-mode BN on the fixed evaluation batches (batch statistics), the model's
-  buffers untouched (the LCA paper's choice); dropout and other layers stay in eval mode.
-* ``"none"``: eval-mode BN with whatever buffers the model holds at measurement time. Only for
-  comparison: if the buffers move inside an interval, completeness fails.
+BatchNorm policies: see :mod:`lca_toolkit.lca_batchnorm`.
 
 Distributed (a process group with more than one rank): every rank passes the same E; rank ``r`` of
 ``W`` evaluates the batches at positions ``r, r + W, ...`` (a ``Sequence`` is indexed, any other
@@ -73,7 +51,7 @@ per-step history of parameters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +64,7 @@ from ._batches import move_to
 from .chord import ChordIntegral, integrate
 from .errors import LcaError
 from .groups import ParamGroups
+from .lca_batchnorm import plain_sync_batchnorm, running_stat_grad
 from .lca_config import BN_POLICIES, BnPolicy, LcaConfig
 from .lca_result import LcaResult, reduce_lca
 from .lca_sharded import borrowed_state, sharded_gradient_pass
@@ -131,27 +110,6 @@ class _LossCall(nn.Module):
 
     def forward(self, batch: Any) -> Tensor:
         return self._loss_fn(self.model, batch)
-
-
-@contextlib.contextmanager
-def _plain_sync_batchnorm(model: nn.Module) -> Iterator[None]:
-    """``SyncBatchNorm`` modules normalise each batch on its own during LCA passes.
-
-    Training with ``SyncBatchNorm`` pools batch statistics across ranks. An LCA pass is not a
-    training step: each rank evaluates whole batches of E and the engine all-reduces their sums,
-    so each batch must be normalised by its own statistics, as one process would (and ranks may hold
-    different numbers of batches, so a cross-rank reduction inside the forward could wait forever).
-    The plain ``_BatchNorm.forward`` is bound on the instance for the pass and removed after it.
-    """
-    synced = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)]
-    plain = nn.modules.batchnorm._BatchNorm.forward
-    try:
-        for m in synced:
-            m.forward = plain.__get__(m)  # type: ignore[method-assign]
-        yield
-    finally:
-        for m in synced:
-            m.__dict__.pop("forward", None)
 
 
 class LcaEngine:
@@ -232,7 +190,7 @@ class LcaEngine:
         self.tensor_names = [e.name for e in entries]
         # FSDP2: every entry is this rank's shard; per-tensor sums are added across ranks.
         self._layout = ShardLayout.of(
-            [(e.name, p) for e, p in zip(entries, self._params)],
+            [(e.name, p) for e, p in zip(entries[: len(self._params)], self._params, strict=True)],
             self.device,
             extra=len(entries) - len(self._params),
         )
@@ -333,7 +291,7 @@ class LcaEngine:
                 if self.config.bn_policy == "train":
                     for _, m in self._bn_modules:
                         m.training = True
-                with _plain_sync_batchnorm(self.model), self._borrowed():
+                with plain_sync_batchnorm(self.model), self._borrowed():
                     yield
         finally:
             for m, flag in flags:
@@ -404,7 +362,7 @@ class LcaEngine:
                         mapping[key] = aux[key] = leaf
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        for batch in self._my_batches():
+        for batch in distributed.my_batches(self.eval_batches):
             losses = functional_call(
                 self._call, mapping, (move_to(batch, self.device, self._low_precision),)
             )
@@ -429,33 +387,13 @@ class LcaEngine:
             count = int(counts)
         return self._check_count(total, count, grads)
 
-    def _my_batches(self) -> Iterable[Any]:
-        """This rank's shard of E: batches ``rank, rank + world, ...`` (all of E in one process)."""
-        if not distributed.is_distributed():
-            return self.eval_batches
-        world, rank = distributed.world_size(), distributed.rank()
-        batches = self.eval_batches
-        if isinstance(batches, Sequence):
-            return (batches[i] for i in range(rank, len(batches), world))
-        return (b for i, b in enumerate(batches) if i % world == rank)
-
     def _bn_buffer_grad(self, e: _Entry, mapping: dict[str, Tensor]) -> Tensor:
         """Gradient of the loss w.r.t. an eval-mode BN running statistic, by the chain rule."""
         m = e.module
         prefix = "model." + e.name.rsplit(".", 1)[0] + "." if "." in e.name else "model."
-        w_key = f"model.{self._param_names_by_id[id(m.weight)]}"
-        b_key = f"model.{self._param_names_by_id[id(m.bias)]}"
-        w = mapping[w_key].detach()
-        var = mapping[prefix + "running_var"]
-        if e.attr == "running_mean":
-            g_b = mapping[b_key].grad
-            if g_b is None:
-                return torch.zeros_like(var)
-            return -(w / torch.sqrt(var + m.eps)) * g_b
-        g_w = mapping[w_key].grad
-        if g_w is None:
-            return torch.zeros_like(var)
-        return -(w / (2.0 * (var + m.eps))) * g_w
+        w = mapping[f"model.{self._param_names_by_id[id(m.weight)]}"]
+        b = mapping[f"model.{self._param_names_by_id[id(m.bias)]}"]
+        return running_stat_grad(e.attr, w, b, mapping[prefix + "running_var"], m.eps)
 
     def _fill_node(
         self, node: list[Tensor], base: list[Tensor], direction: list[Tensor] | None, back: float

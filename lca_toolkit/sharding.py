@@ -159,9 +159,9 @@ class ShardLayout:
             raise ShardingError("this rank is not part of the parameters' device mesh")
         steps = []
         for dim in range(mesh.ndim):
-            sharded = [
-                is_dtensor(t) and t.placements[dim].is_shard() for _, t in named
-            ] + [False] * extra
+            sharded = [is_dtensor(t) and t.placements[dim].is_shard() for _, t in named] + [
+                False
+            ] * extra
             if not any(sharded):
                 continue  # replicated everywhere on this dimension: nothing to add
             owner = float(coords[dim] == 0)

@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import torch
 

@@ -104,7 +104,9 @@ def test_job_sharded_with_fsdp_and_resumed_equals_one_process(tmp_path):
     assert sorted(p.name for p in Path(f"{two}.ckpt").iterdir()) == [
         "last.pt", "rank0.pt", "rank1.pt"  # the full model and optimizer; each rank's shards
     ]  # fmt: skip
-    done = torchrun_lca_run("job", spec, "--out", str(two), *common, "--arg", "epochs=2", "--resume")
+    done = torchrun_lca_run(
+        "job", spec, "--out", str(two), *common, "--arg", "epochs=2", "--resume"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     args = ["job", spec, "--out", str(tmp_path / "one.zarr"), *common[:-1], "--arg", "epochs=2"]
@@ -119,4 +121,6 @@ def test_job_sharded_with_fsdp_and_resumed_equals_one_process(tmp_path):
     l1, l2 = one.lca(), sharded.lca()
     assert l2["end_step"].tolist() == [2, 4, 6]
     lca_cols = ["lca/image", "lca/text", "lca/head", "loss_start", "loss_end"]
-    np.testing.assert_allclose(l2[lca_cols].to_numpy(), l1[lca_cols].to_numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        l2[lca_cols].to_numpy(), l1[lca_cols].to_numpy(), rtol=1e-4, atol=1e-6
+    )

@@ -98,8 +98,9 @@ def train(
     for step in steps:
         batch = distributed.shard_batch(train_batches[step - 1], rank, world)
         optimizer.zero_grad(set_to_none=True)
-        for i, micro in enumerate(distributed.shard_batch(batch, m, micro_batches)
-                                  for m in range(micro_batches)):
+        for i, micro in enumerate(
+            distributed.shard_batch(batch, m, micro_batches) for m in range(micro_batches)
+        ):
             last = i == micro_batches - 1
             if micro_batches > 1:  # accumulate without reducing until the last micro-batch
                 model.set_requires_gradient_sync(last)
@@ -139,7 +140,9 @@ def _load(folder: Path, model, optimizer, tracker) -> None:
     model_state, optim_state = get_state_dict(model, optimizer)
     state = {"model": model_state, "optim": optim_state}
     dcp.load(state, checkpoint_id=str(folder))
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"]
+    )
     tracker.load_state_dict(torch.load(folder / f"tracker_rank{distributed.rank()}.pt"))
 
 

@@ -45,15 +45,22 @@ class ShardedTwoTower(TwoTower):
 
 def fit(out: Path, max_steps: int, ckpt_path: Path | None) -> None:
     callback = LcaCallback(
-        GROUPS, store=out / "run.zarr", loss_fn=per_sample_loss, eval_batches=eval_batches(),
+        GROUPS,
+        store=out / "run.zarr",
+        loss_fn=per_sample_loss,
+        eval_batches=eval_batches(),
         lca_every=2,
     )
     every_2 = ModelCheckpoint(dirpath=out, filename="ckpt", every_n_train_steps=2, save_top_k=1)
     run = trainer(
-        [callback, every_2], devices=2, strategy=ModelParallelStrategy(
+        [callback, every_2],
+        devices=2,
+        strategy=ModelParallelStrategy(
             data_parallel_size=2, tensor_parallel_size=1, process_group_backend="gloo"
         ),
-        max_steps=max_steps, enable_checkpointing=True, use_distributed_sampler=False,
+        max_steps=max_steps,
+        enable_checkpointing=True,
+        use_distributed_sampler=False,
     )
     run.fit(ShardedTwoTower(), rank_loader(), ckpt_path=ckpt_path)
 

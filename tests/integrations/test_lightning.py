@@ -116,8 +116,12 @@ def test_resume_from_a_lightning_checkpoint_continues_the_store_exactly(tmp_path
     # the end of every epoch, so the resumed fit sees the same batches as the uninterrupted one.
     def fit(store, max_epochs, ckpt_path=None, checkpoint=None):
         callbacks = [callback(store, lca_every=2)] + ([checkpoint] if checkpoint else [])
-        t = trainer(callbacks, max_epochs=max_epochs, accumulate_grad_batches=2,
-                    enable_checkpointing=checkpoint is not None)
+        t = trainer(
+            callbacks,
+            max_epochs=max_epochs,
+            accumulate_grad_batches=2,
+            enable_checkpointing=checkpoint is not None,
+        )
         t.fit(TwoTower(), loader(n=16), ckpt_path=ckpt_path)
 
     fit(tmp_path / "whole.zarr", max_epochs=3)
@@ -133,8 +137,9 @@ def test_resume_from_a_lightning_checkpoint_continues_the_store_exactly(tmp_path
         np.testing.assert_allclose(b[column], a[column], rtol=1e-6)
     la, lb = whole.lca(), resumed.lca()
     assert list(zip(lb["start_step"], lb["end_step"])) == [(0, 2), (2, 4), (4, 6)]
-    np.testing.assert_allclose(lb[[f"lca/{g}" for g in GROUPS]], la[[f"lca/{g}" for g in GROUPS]],
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        lb[[f"lca/{g}" for g in GROUPS]], la[[f"lca/{g}" for g in GROUPS]], rtol=1e-6, atol=1e-12
+    )
     assert_lca_complete(lb)
 
 
@@ -160,7 +165,10 @@ def test_ddp_two_gloo_processes_rank0_writes(tmp_path):
     env.pop("LOCAL_RANK", None)
     done = subprocess.run(
         [sys.executable, str(HELPERS / "lightning_ddp.py"), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     info = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -33,13 +33,13 @@ def test_lca_under_sync_batchnorm_on_two_ranks_equals_one_plain_process(tmp_path
 
 
 def test_sync_batchnorm_modules_regain_their_own_forward_after_a_pass():
-    from lca_toolkit.lca import _plain_sync_batchnorm
+    from lca_toolkit.lca_batchnorm import plain_sync_batchnorm
 
     model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
         torch.nn.Sequential(torch.nn.BatchNorm1d(3))
     )
     bn = model[0]
-    with _plain_sync_batchnorm(model):
+    with plain_sync_batchnorm(model):
         assert bn.forward.__func__ is torch.nn.modules.batchnorm._BatchNorm.forward
     assert "forward" not in bn.__dict__
     assert type(bn).forward is torch.nn.SyncBatchNorm.forward
