@@ -1,5 +1,5 @@
 """Recorded training runs of a two-tower model sharded with FSDP2, started by the tests under
-torchrun (2 gloo ranks on the CPU).
+torchrun (2 gloo ranks on the CPU; NCCL with one GPU per rank where there are 2 GPUs).
 
 ``python -m torch.distributed.run --standalone --nproc_per_node=2 fsdp_worker.py OUT_DIR`` runs,
 in one process group, every scenario the FSDP2 tests compare with one unsharded process:
@@ -41,9 +41,16 @@ GLOBAL_BATCH = 4
 CHECKPOINT_AT = 5
 
 
+def device() -> torch.device:
+    """One GPU per rank where there are enough (NCCL), else the CPU (gloo)."""
+    if torch.cuda.device_count() >= distributed.world_size() > 1:
+        return torch.device(f"cuda:{distributed.local_rank()}")
+    return torch.device("cpu")
+
+
 def build(mesh: Any = None, dtype: torch.dtype = torch.float64, mp: Any = None) -> SmoothMLP:
     """The model, sharded per tower and at the root when a process group is up."""
-    model = SmoothMLP(seed=0).to(dtype)
+    model = SmoothMLP(seed=0).to(device=device(), dtype=dtype)
     if distributed.world_size() > 1:
         from torch.distributed.fsdp import fully_shard
 
@@ -57,7 +64,10 @@ def build(mesh: Any = None, dtype: torch.dtype = torch.float64, mp: Any = None) 
 
 
 def _batches(dtype: torch.dtype, n: int, batch_size: int, seed: int) -> list[dict]:
-    return [{k: v.to(dtype) for k, v in b.items()} for b in mlp_batches(n, batch_size, seed)]
+    return [
+        {k: v.to(device=device(), dtype=dtype) for k, v in b.items()}
+        for b in mlp_batches(n, batch_size, seed)
+    ]
 
 
 def train(
@@ -112,13 +122,13 @@ def train(
         if tracker is not None:
             result = tracker.after_step()
             if result is not None:
-                lca.append(result.by_group.tolist())
+                lca.append(result.by_group.cpu().tolist())
         if checkpoint_to is not None and step == CHECKPOINT_AT:
             _save(checkpoint_to, model, optimizer, tracker)
     if tracker is not None:
         tracker.close("interrupted" if checkpoint_to is not None else "finished")
     weights = {
-        n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+        n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().cpu().clone()
         for n, p in model.named_parameters()
     }
     return {"lca": lca, "weights": weights}
@@ -179,9 +189,10 @@ def _refusals() -> dict[str, str]:
     from torch.distributed.tensor import DTensor, Partial
 
     out = {}
-    mesh = init_device_mesh("cpu", (distributed.world_size(),))
-    partial = torch.nn.Linear(2, 1)
-    partial.weight = torch.nn.Parameter(DTensor.from_local(torch.ones(1, 2), mesh, [Partial()]))
+    mesh = init_device_mesh(device().type, (distributed.world_size(),))
+    partial = torch.nn.Linear(2, 1).to(device())
+    local = torch.ones(1, 2, device=device())
+    partial.weight = torch.nn.Parameter(DTensor.from_local(local, mesh, [Partial()]))
     try:
         Tracker(partial, {"all": ""})
     except Exception as e:  # the test checks the type and the message
@@ -212,7 +223,7 @@ def main() -> None:
         results["off"] = train(None, record=False)
         results["accumulated"] = train(out_dir / "accumulated.zarr", micro_batches=2)
         for shape in ((2, 1), (1, 2)):
-            mesh = init_device_mesh("cpu", shape, mesh_dim_names=("replicate", "shard"))
+            mesh = init_device_mesh(device().type, shape, mesh_dim_names=("replicate", "shard"))
             name = f"hsdp_{shape[0]}x{shape[1]}"
             results[name] = train(out_dir / f"{name}.zarr", mesh=mesh, quadrature="simpson")
         checkpoint = out_dir / "checkpoint"
