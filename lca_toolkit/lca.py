@@ -194,6 +194,11 @@ class LcaEngine:
             self.device,
             extra=len(entries) - len(self._params),
         )
+        if self._layout is not None and config.cumulative:
+            raise ShardingError(
+                "cumulative=True is per parameter, and FSDP2 ranks hold shards: "
+                "record per-tensor sums instead (per_tensor=True)"
+            )
         if self._layout is not None and len(entries) > len(self._params):
             raise ShardingError(
                 "bn_policy='interpolate' is not available for a sharded (FSDP2) model with "
@@ -305,18 +310,11 @@ class LcaEngine:
 
     def _sharded_pass(self, node: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """:meth:`_gradient_pass` of an FSDP2 model, whose ``node`` is its parameters' shards."""
+        move = lambda b: move_to(b, self.device, False)  # noqa: E731
         total, count, grads = sharded_gradient_pass(
-            self.model,
-            self._params,
-            self.loss_fn,
-            self.eval_batches,
-            lambda b: move_to(b, self.device, False),
-            self.device,
+            self.model, self._params, self.loss_fn, self.eval_batches, move, node
         )
-        sums = torch.stack([total, count])
-        distributed.all_reduce_sum_([sums])
-        grads = [g.to(t.dtype) for g, t in zip(grads, node, strict=True)]
-        return self._check_count(sums[0], int(sums[1]), grads)
+        return self._check_count(total, count, grads)
 
     def _check_count(
         self, total: Tensor, count: int, grads: list[Tensor]

@@ -134,14 +134,14 @@ def sharded_gradient_pass(
     loss_fn: Any,
     batches: Iterable[Any],
     move: Any,
-    device: torch.device,
-) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """Loss sum over E (this rank's part, float64), this rank's sample count (float64) and the
-    local shards of the gradient summed over all of E, at the values the parameters hold now.
+    like: Sequence[Tensor],
+) -> tuple[Tensor, int, list[Tensor]]:
+    """Loss sum over E (float64, 0-d), |E|, and the local shards of the gradient summed over all
+    of E (in the dtypes of ``like``), at the values the parameters hold now.
 
-    Runs inside :func:`borrowed_state`. The loss sum and count are this rank's; the caller adds
-    them across ranks (one all-reduce) with whatever else it reduces.
+    Runs inside :func:`borrowed_state`. One all-reduce adds the ranks' loss sums and counts.
     """
+    device = like[0].device
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     for batch, weight in my_weighted_batches(batches):
@@ -157,8 +157,10 @@ def sharded_gradient_pass(
             total += batch_sum.detach().to(torch.float64)
             count += losses.shape[0]
     grads = []
-    for p in params:
+    for p, t in zip(params, like, strict=True):
         g = p.grad
-        grads.append(torch.zeros_like(local(p)) if g is None else local(g).detach())
+        grads.append(torch.zeros_like(t) if g is None else local(g).detach().to(t.dtype))
         p.grad = None
-    return total, count, grads
+    sums = torch.stack([total, count])
+    distributed.all_reduce_sum_([sums])
+    return sums[0], int(sums[1]), grads

@@ -123,3 +123,38 @@ def test_functional_call_gives_no_gradient_on_fsdp2_and_the_engine_never_uses_it
     # The "fsdp" run trained with functional_call made to fail, and its rows equal one process
     # (test_sharded_rows_equal_one_process): the engine evaluated the FSDP module in place.
     assert results["fsdp"]["lca"]
+
+
+@pytest.fixture
+def one_rank_group():
+    """A gloo process group of one rank in this process, so fully_shard can run here."""
+    import torch.distributed as dist
+
+    store = dist.HashStore()
+    dist.init_process_group("gloo", rank=0, world_size=1, store=store)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "message"),
+    [
+        (lambda: nn.Sequential(nn.Linear(2, 2)), {"cumulative": True}, "per_tensor=True"),
+        (
+            lambda: nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)),
+            {},
+            "bn_policy='interpolate' is not available",
+        ),
+    ],
+)
+def test_what_a_sharded_engine_cannot_measure_is_refused(one_rank_group, model, options, message):
+    from torch.distributed.fsdp import fully_shard
+
+    net = model()
+    fully_shard(net)
+    batches = [torch.zeros(2, 2)]
+    with pytest.raises(ShardingError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Tracker(net, {"all": ""}, loss_fn=lambda m, b: m(b).sum(1), eval_batches=batches,
+                lca_every=1, **options)  # fmt: skip
