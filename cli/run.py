@@ -19,7 +19,7 @@ from cli._options import (
     on_nonfinite_option,
     tensorboard_option,
 )
-from cli._resume import resumed_config
+from cli._resume import RESUME_OPTIONS, resumed_config
 from cli.recipe import recipe
 from lca_toolkit import StoreError, distributed
 from lca_toolkit.job import load_job, run_job
@@ -170,8 +170,9 @@ def main() -> None:
     "--resume",
     is_flag=True,
     help="Continue a stopped run from its last checkpoint with its own settings: options of the "
-    "command that started it may be repeated, only device, workers, max-steps and "
-    "checkpoint-every may change.",
+    "command that started it may be repeated, only "
+    + ", ".join("--" + name.replace("_", "-") for name in RESUME_OPTIONS)
+    + " may change.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(
