@@ -92,7 +92,8 @@ class TickingBatches:
 def one_line_warnings() -> None:
     """Print the toolkit's own warnings as ``warning: <message>``, without the source line a
     Python warning shows (``auc_benign=auc(`` means nothing to a user); warnings from other
-    code (torch, the user's) keep Python's format, which says where they come from."""
+    code (torch, the user's) keep Python's format, which says where they come from. Every
+    warning is printed above a progress bar, not through it."""
     default = warnings.formatwarning
 
     def formatwarning(
@@ -106,5 +107,17 @@ def one_line_warnings() -> None:
             return f"warning: {' '.join(str(message).split())}\n"
         return default(message, category, filename, lineno, line)
 
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:  # above any progress bar, which is then redrawn whole
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        tqdm.write(text.rstrip("\n"), file=file or sys.stderr)
+
     if getattr(warnings.formatwarning, "__module__", None) != __name__:
         warnings.formatwarning = formatwarning
+        warnings.showwarning = showwarning

@@ -117,10 +117,10 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(list(TRAIN_PRESETS)),
             default="demo",
             show_default=True,
-            help="How long a run takes, measured on 2 CPU cores: tiny (tests: 10 s idle, 30-40 s "
-            "beside other work), small (make figures: 50 s a uni-view run, 1-2 min a Joint ResNet "
-            "with LCA), demo (make demo: 3 min 49 s on idle cores), paper (full resolution; "
-            "hours, use a GPU).",
+            help="What a run takes on 2 CPU cores, measured: tiny (tests: 2 epochs in 10 s on idle "
+            "cores, 30-40 s beside other work), small (make figures: 48-54 s a uni-view run, "
+            "63-135 s a Joint ResNet with LCA), demo (make demo: 3 min 49 s on idle cores), paper "
+            "(full resolution: use a GPU).",
         ),
         click.option(
             "--lr",

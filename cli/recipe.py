@@ -24,10 +24,10 @@ from mammo_models.training.sweep import parse_seeds
     type=click.Choice(list(TRAIN_PRESETS)),
     default="small",
     show_default=True,
-    help="How long it takes on 2 CPU cores, measured: tiny (checks the pipeline: 86 runs of "
-    "10-40 s, about 10 minutes for all), small (make figures: 55 min 33 s on idle cores with "
-    "--jobs 2 --n-lr 6 --n-split-lr 5, BENCHMARKS.md), demo, paper (the paper's scale; "
-    "use a GPU).",
+    help="What it takes on 2 CPU cores, measured: tiny (checks the pipeline in minutes, not "
+    "seconds: 86 runs for all, a 5-epoch LCA run 81-186 s on busy cores), small (make figures: "
+    "55 min 33 s on idle cores with --jobs 2 --n-lr 6 --n-split-lr 5, see BENCHMARKS.md), demo, "
+    "paper (the paper's scale: use a GPU).",
 )
 @click.option(
     "--runs",

@@ -111,7 +111,7 @@ def test_resume_help_names_every_option_a_resume_may_change():
 
 
 def test_the_toolkits_warnings_are_one_line_without_a_source_line():
-    before = warnings.formatwarning
+    before = warnings.formatwarning, warnings.showwarning
     try:
         one_line_warnings()
         with warnings.catch_warnings(record=True) as caught:
@@ -126,4 +126,4 @@ def test_the_toolkits_warnings_are_one_line_without_a_source_line():
         other = warnings.formatwarning("x", UserWarning, __file__, 1, None)
         assert __file__ in other  # a warning from elsewhere keeps its place
     finally:
-        warnings.formatwarning = before
+        warnings.formatwarning, warnings.showwarning = before
