@@ -108,8 +108,9 @@ def difference(name: str, out: Path, stored: Any, given: Any) -> str:
 
 
 def resumed_config(out: Path, options: dict[str, Any]) -> ExperimentConfig:
-    """The run's own settings, read from its store; only device, workers, max-steps and
-    checkpoint-every may be given with other values.
+    """The run's own settings, read from its store; only the options of
+    :data:`RESUME_OPTIONS` (device, workers, max-steps, checkpoint-every, feed) may be given
+    with other values.
 
     Args:
         out: the run store.

@@ -18,6 +18,7 @@ from lca_toolkit.plots import (
     SMOOTH_KINDS,
     PlotKind,
     PlotRequest,
+    resolve_group_by,
     save_drawing,
 )
 from lca_toolkit.store import Runs, open_run
@@ -32,7 +33,8 @@ Examples:
 
 \b
 Several stores: per-group kinds (grad-norm, lca, residual) draw the mean +/- std over the runs
-of each setting (value of --group-by; by default experiment.variant when every run has it),
+of each setting (the values of --group-by; by default every config value that differs between
+the runs, so a sweep of two learning rates over three seeds is two settings of three runs),
 one file per setting named <kind>_<setting>.<format> (just <kind>.<format> for one), or one
 file per store with --per-run. Runs averaged together must have the same group names.
 """
@@ -178,9 +180,10 @@ def _make(kind: PlotKind, runs: Runs, opts: Options, taken: set[Path]) -> list[P
     "--group-by",
     "group_by",
     multiple=True,
-    metavar="PATH",
-    help="Dotted config path splitting runs into settings, e.g. experiment.variant (default "
-    "when every run has it); repeat to combine paths.",
+    metavar="KEY[,KEY]",
+    help="Dotted config path(s) splitting runs into settings, e.g. experiment.lr or "
+    "experiment.variant,experiment.lr (or repeat the option) [default: every config value "
+    "that differs between the runs, seeds, paths and devices aside; printed as 'settings by'].",
 )
 @click.option(
     "--per-run",
@@ -213,15 +216,22 @@ def main(
     """
     runs = _open(stores)
     _check_out(out, stores)
+    paths = [p.strip() for item in group_by for p in item.split(",") if p.strip()]
     request = PlotRequest(
         groups=list(groups) or None,
         smooth=smooth,
         smooth_kind=smooth_kind,
         log_y=log_y,
         metrics=list(metrics) or None,
-        group_by=(group_by[0] if len(group_by) == 1 else list(group_by)) if group_by else AUTO,
+        group_by=(paths[0] if len(paths) == 1 else paths) if paths else AUTO,
         per_run=per_run,
     )
+    if len(runs) > 1 and not per_run:
+        resolved = resolve_group_by(list(zip(runs.labels, runs, strict=True)), request.group_by)
+        shown = "none (all runs are one setting)" if resolved is None else resolved
+        if not isinstance(resolved, (str, type(None))):
+            shown = ", ".join(resolved)
+        click.echo(f"settings by: {shown}", err=True)
     opts = Options(out=out, fmt=fmt, dpi=dpi, request=request, inputs=stores)
     explicit = "all" not in kinds
     todo = [k for name, k in PLOT_KINDS.items() if name in kinds or not explicit]

@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from cli._common import fail_cleanly
+from cli._console import Bar
+from cli._ignored import refuse_unread_recipe_options
 from cli._options import testbed_option
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes, resolve
-from mammo_models.recipes.make import count_lines
+from mammo_models.recipes.make import count_lines, run_counts
 from mammo_models.recipes.settings import SEARCHES
 from mammo_models.training import LCA_SETS, TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
@@ -22,7 +24,10 @@ from mammo_models.training.sweep import parse_seeds
     type=click.Choice(list(TRAIN_PRESETS)),
     default="small",
     show_default=True,
-    help="small (make figures: 2 CPU cores, under 45 minutes), paper (the paper's scale, GPU).",
+    help="What it takes on 2 CPU cores, measured: tiny (checks the pipeline in minutes, not "
+    "seconds: 86 runs for all, a 5-epoch LCA run 81-186 s on busy cores), small (make figures: "
+    "55 min 33 s on idle cores with --jobs 2 --n-lr 6 --n-split-lr 5, see BENCHMARKS.md), demo, "
+    "paper (the paper's scale: use a GPU).",
 )
 @click.option(
     "--runs",
@@ -128,6 +133,7 @@ from mammo_models.training.sweep import parse_seeds
     help="Runs trained at the same time (processes sharing the CPU cores).",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--quiet", is_flag=True, help="No progress bar (the per-run lines still print).")
 @fail_cleanly
 def recipe(
     names: tuple[str, ...],
@@ -151,6 +157,7 @@ def recipe(
     dry_run: bool,
     jobs: int,
     device: str,
+    quiet: bool,
 ) -> None:
     """Train the runs a figure or table of the paper needs and draw it (NAMES: all, fig3...fig8,
     table1...table5; default all).
@@ -170,6 +177,7 @@ def recipe(
     """
     if data_root is not None and manifest is None:
         raise click.BadParameter("--data-root needs --manifest", param_hint="--data-root")
+    refuse_unread_recipe_options(names, search, lambda n, search: RECIPES[n].reads(search))
     if search == "paper":
         for given, option in ((lr, "--lr"), (dropout, "--dropout")):
             if given:
@@ -206,7 +214,15 @@ def recipe(
         specs = {r.name: r.runs(settings) for r in resolve(list(names) or ["all"])}
         click.echo("\n".join(count_lines(specs, settings)))
         return
-    report = make_recipes(list(names) or ["all"], settings, jobs=jobs, echo=click.echo)
+    total = run_counts(list(names) or ["all"], settings)["total"]
+    with Bar(total, desc="recipe runs", unit="run", quiet=quiet) as bar:
+        report = make_recipes(
+            list(names) or ["all"],
+            settings,
+            jobs=jobs,
+            echo=bar.echo,
+            on_done=lambda outcome: bar.update(1, last=outcome.name),
+        )
     trained = sum(o.status == "trained" for o in report.outcomes)
     click.echo(
         f"{len(report.rendered)} figure(s)/table(s) in {figures_dir} ({trained} runs trained, "

@@ -7,19 +7,22 @@ a non-zero exit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli._common import echo, fail_cleanly, in_process_group
+from cli._console import Bar, TickingBatches, one_line_warnings
+from cli._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
 from cli._options import (
     common_training_options,
     mirror_spec,
     on_nonfinite_option,
     tensorboard_option,
 )
-from cli._resume import resumed_config
+from cli._resume import RESUME_OPTIONS, resumed_config
 from cli.recipe import recipe
 from lca_toolkit import StoreError, distributed
 from lca_toolkit.job import load_job, run_job
@@ -38,6 +41,7 @@ from mammo_models.training.sweep import (
     SWEEP_KINDS,
     SweepSpec,
     parse_seeds,
+    plan_sweep,
     run_sweep,
     select_from_index,
     select_sweep,
@@ -147,12 +151,16 @@ def _replace_store(out: Path) -> None:
 def main() -> None:
     """Train with per-group gradient norms and step-k LCA recorded into a zarr run store.
 
+    Every command shows one kind of progress bar with an ETA (steps of a run, runs done / total
+    of a sweep or recipe); --quiet turns it off.
+
     \b
     Examples:
       lca-run mammo --model joint --preset demo --out runs/joint.zarr
       lca-run job examples/user_job.py:make_job --out runs/job.zarr --lca-every 20
       lca-run sweep --kind lr --model uni_cc --n 10 --out runs/uni_cc_lr
     """
+    one_line_warnings()
 
 
 @main.command("mammo")
@@ -170,8 +178,9 @@ def main() -> None:
     "--resume",
     is_flag=True,
     help="Continue a stopped run from its last checkpoint with its own settings: options of the "
-    "command that started it may be repeated, only device, workers, max-steps and "
-    "checkpoint-every may change.",
+    "command that started it may be repeated, only "
+    + ", ".join("--" + name.replace("_", "-") for name in RESUME_OPTIONS)
+    + " may change.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(
@@ -212,6 +221,7 @@ def mammo(
     if resume:
         config = resumed_config(out, {**options, "seed": seed})
     else:
+        refuse_ignored(options, TRAINING_RULES)
         config = build_config(out, seed, **options)
     if overwrite:
         _replace_store_on_main(out)
@@ -266,6 +276,7 @@ def mammo(
     "instead of DDP; the job function stays the same.",
 )
 @tensorboard_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @fail_cleanly
 @in_process_group
 def job(
@@ -279,6 +290,7 @@ def job(
     overwrite: bool,
     fsdp: bool,
     tensorboard: Path | None,
+    quiet: bool,
 ) -> None:
     """Run your own training job with recording.
 
@@ -292,6 +304,7 @@ def job(
         examples/fsdp2_two_tower.py:make_job --out runs/fsdp.zarr --lca-every 10 --fsdp
     """
     check_output(out, resume=resume, overwrite=overwrite)
+    refuse_ignored({"lca_every": lca_every}, JOB_RULES)
     kwargs = {}
     for item in args:
         key, sep, value = item.partition("=")
@@ -310,20 +323,27 @@ def job(
         _replace_store_on_main(out)
     distributed.barrier()  # no rank creates the store before every rank checked --out
 
-    def progress(epoch: int, step: int, loss: float) -> None:
-        click.echo(f"epoch {epoch + 1}/{loaded.epochs}: step {step}, last loss {loss:.4f}")
+    try:
+        total = len(loaded.train_batches) * loaded.epochs  # type: ignore[arg-type]
+    except TypeError:  # batches without a length: a bar without an ETA
+        total = None
+    with Bar(total, desc=out.stem, unit="step", quiet=quiet or not distributed.is_main()) as bar:
 
-    result = run_job(
-        loaded,
-        out,
-        lca_every=lca_every,
-        quadrature=quadrature,
-        resume=resume,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-        mirror=mirror_spec(tensorboard),
-        fsdp=fsdp,
-    )
+        def progress(epoch: int, step: int, loss: float) -> None:
+            bar.set(step)  # steps done, also those of the epochs a resumed run skipped
+            bar.echo(f"epoch {epoch + 1}/{loaded.epochs}: step {step}, last loss {loss:.4f}")
+
+        result = run_job(
+            replace(loaded, train_batches=TickingBatches(loaded.train_batches, bar)),
+            out,
+            lca_every=lca_every,
+            quadrature=quadrature,
+            resume=resume,
+            on_nonfinite=on_nonfinite,
+            progress=progress,
+            mirror=mirror_spec(tensorboard),
+            fsdp=fsdp,
+        )
     echo(f"run store: {result.store} ({result.steps} steps, {result.epochs} epochs)")
 
 
@@ -417,18 +437,25 @@ def sweep(
             )
         click.echo("\n".join(select_from_index(out).lines()))
         return
+    given = {"kind": kind, "lr_range": lr_range, "n_settings": n_settings, **options}
+    refuse_ignored(given, SWEEP_RULES)
     spec = SweepSpec(
         kind=kind, n=n_settings, seeds=parse_seeds(seeds), lr_range=lr_range, sweep_seed=sweep_seed
     )
     base = build_config(out / "base.zarr", spec.seeds[0], **options)
+    total = len(plan_sweep(base, spec, out))
+    bar = Bar(total, desc=f"sweep {out.name}", unit="run", quiet=quiet)
 
     def run_one(config: ExperimentConfig, resume: bool) -> None:
         if not resume and config.out.exists():
             _replace_store(config.out)  # an unfinished run without a checkpoint starts over
-        result = Experiment(config, resume=resume, progress=not quiet, echo=click.echo).run()
-        click.echo("  " + "\n  ".join(summary_lines(result)))
+        result = Experiment(config, resume=resume, progress=not quiet, echo=bar.echo).run()
+        bar.echo("  " + "\n  ".join(summary_lines(result)))
 
-    index = run_sweep(base, spec, out, run_one, echo=click.echo)
+    with bar:
+        index = run_sweep(
+            base, spec, out, run_one, echo=bar.echo, on_done=lambda name, _: bar.update(1)
+        )
     failed = index[index["status"] != "finished"]
     click.echo(f"sweep index: {out / 'index.csv'} ({len(index)} runs, {len(failed)} not finished)")
     if select:

@@ -19,7 +19,16 @@ Figures are created without pyplot (no global state); in a notebook, display the
 figure or pass ``ax=`` from your own ``plt.subplots()``.
 """
 
-from ._data import SMOOTH_KINDS, PlotError, aggregate, config_value, labelled_runs, smooth, split_by
+from ._data import (
+    SMOOTH_KINDS,
+    PlotError,
+    aggregate,
+    config_value,
+    differing_paths,
+    labelled_runs,
+    smooth,
+    split_by,
+)
 from ._style import (
     DISPLAY_NAMES,
     FORMATS,
@@ -27,8 +36,9 @@ from ._style import (
     display_name,
     group_colors,
     save_figure,
+    setting_name,
 )
-from .curves import AUTO, learning_curve_stats, plot_learning_curves
+from .curves import AUTO, learning_curve_stats, plot_learning_curves, resolve_group_by
 from .grad_norm import plot_grad_norm
 from .kinds import (
     NEEDS,
@@ -77,6 +87,7 @@ __all__ = [
     "auc_table",
     "config_value",
     "cumulative_lca",
+    "differing_paths",
     "display_name",
     "ensemble_predictions",
     "group_colors",
@@ -88,8 +99,10 @@ __all__ = [
     "plot_lr_distribution",
     "plot_residual",
     "residual_frame",
+    "resolve_group_by",
     "safe_auc",
     "save_figure",
+    "setting_name",
     "smooth",
     "split_by",
     "split_learning_rates",

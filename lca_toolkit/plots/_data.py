@@ -111,6 +111,71 @@ def setting_key(value: Any) -> str:
     return str(value)
 
 
+NOT_SETTINGS: frozenset[str] = frozenset(
+    {
+        "out",
+        "seed",
+        "sweep_seed",
+        "device",
+        "num_workers",
+        "workers",
+        "checkpoint_every",
+        "feed",
+        "synthetic_root",
+        "data_root",
+        "world_size",
+        "pretrained",
+        "n_epochs",
+    }
+)
+"""Config keys that differ between runs of one setting (seeds, paths, machines, derived values);
+the automatic grouping (:func:`differing_paths`) never splits runs by them."""
+
+
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> value of every leaf of a nested config (lists and tuples are leaves)."""
+    if not isinstance(node, Mapping) or not node:
+        return {prefix: node} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def differing_paths(runs: Sequence[tuple[str, Any]]) -> list[str]:
+    """The config paths whose values differ between runs: what makes them different settings.
+
+    Only paths every run has count, and never those whose last key is in :data:`NOT_SETTINGS`
+    (a sweep of two learning rates over three seeds is two settings, not six). Paths that split
+    the runs exactly as another one does are kept (a learning rate and a model that differ
+    together are both named), except the Tracker's own copies: ``tracker.lca.every`` is left
+    out where ``experiment.record.lca_every`` already splits the runs that way.
+
+    Returns:
+        Dotted paths in config order, the ``tracker`` ones last; empty for one run or when
+        every run has the same settings.
+    """
+    if len(runs) < 2:
+        return []
+    leaves = [_leaves(run_config(run)) for _, run in runs]
+    common = [p for p in leaves[0] if all(p in other for other in leaves[1:])]
+    common.sort(key=lambda p: p.startswith("tracker."))
+    kept: list[str] = []
+    partitions: set[tuple[int, ...]] = set()
+    for path in common:
+        if path.rsplit(".", 1)[-1] in NOT_SETTINGS:
+            continue
+        keys = [setting_key(leaf[path]) for leaf in leaves]
+        if len(set(keys)) < 2:
+            continue
+        partition = tuple(keys.index(k) for k in keys)  # the runs' grouping, whatever the values
+        if path.startswith("tracker.") and partition in partitions:
+            continue
+        partitions.add(partition)
+        kept.append(path)
+    return kept
+
+
 def split_by(
     runs: Sequence[tuple[str, Any]], paths: str | Sequence[str] | None
 ) -> dict[str, list[tuple[str, Any]]]:

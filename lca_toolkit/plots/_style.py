@@ -9,16 +9,20 @@ and figures (moving on to the next free colour only if two groups of one figure 
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from ._data import PlotError
+from ._data import PlotError, config_value, setting_key
 
 GROUP_COLORS: dict[str, str] = {
     "cc": "tab:blue",
@@ -41,8 +45,23 @@ OTHER_COLORS: tuple[str, ...] = (
 )
 """Colours for any other group name, chosen by a stable hash of the name."""
 
-METRIC_COLORS: tuple[str, ...] = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-"""Learning-curve colours in metric order: train blue, validation orange as in the paper."""
+SPLIT_COLORS: tuple[tuple[str, str], ...] = (
+    ("train_subset_", "tab:brown"),
+    ("val_part_", "tab:pink"),
+    ("train_", "black"),
+    ("val_", "tab:red"),
+)
+"""Learning-curve colour by the metric's split prefix (the first matching prefix wins): train
+black, validation red, never a group's colour (CC is blue and MLO orange in every figure).
+A metric with none of the prefixes is drawn in :data:`OTHER_CURVE_COLOR`."""
+
+OTHER_CURVE_COLOR = "tab:olive"
+
+FAMILY_LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
+"""Learning-curve line styles of the metric families of a panel (AUC, benign AUC, loss), in
+order: ``train_auc`` and ``val_auc`` are solid, ``train_auc_benign`` and ``val_auc_benign``
+dashed."""
+
 
 DISPLAY_NAMES: dict[str, str] = {
     # groups
@@ -68,6 +87,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "train_auc_benign": "train AUC (benign)",
     "val_auc_benign": "validation AUC (benign)",
     "train_loss": "train loss",
+    "train_loss_last": "train loss (last batch)",
     "val_loss": "validation loss",
 }
 """Readable names of known group names, config values and metrics; others are shown as-is."""
@@ -101,6 +121,77 @@ def display_name(value: object, path: str | None = None) -> str:
     if path is not None and text in SETTING_NAMES.get(path, {}):
         return SETTING_NAMES[path][text]
     return DISPLAY_NAMES.get(text, text)
+
+
+def setting_name(run: Any, paths: str | Sequence[str]) -> str:
+    """The readable name of the setting ``run`` belongs to, under the grouping ``paths``.
+
+    A value with a readable name (:func:`display_name`: ``uni_cc`` -> ``uni-view CC``) is shown
+    by it; any other as ``key=value`` with the path's last key and floats to 3 significant
+    digits (``lr=0.000123``), joined by ``", "`` for several paths.
+    """
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    parts = []
+    for path in paths:
+        raw = setting_key(config_value(run, path))
+        shown = display_name(raw, path)
+        if shown == raw:
+            value = config_value(run, path)
+            if isinstance(value, float) and not isinstance(value, bool):
+                shown = f"{value:.3g}"
+            shown = f"{path.rsplit('.', 1)[-1]}={shown}"
+        parts.append(shown)
+    return ", ".join(parts)
+
+
+def wrapped(text: str, width_in: float, fontsize: float = 12.0) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points.
+
+    Matplotlib centres a long title and cuts it at both edges of the figure; a character of
+    the default sans-serif font is about 0.55 of the font size wide, so that many fit a line.
+    """
+    chars = max(12, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars, break_long_words=False)) or text
+
+
+def set_suptitle(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width (:func:`wrapped`)."""
+    fig.suptitle(wrapped(text, fig.get_figwidth(), 12.0), fontsize=12.0)
+
+
+def set_title(ax: Axes, text: str) -> None:
+    """An axes' title, wrapped to the axes' width (:func:`wrapped`)."""
+    fig = root_figure(ax)
+    width = fig.get_figwidth() * ax.get_position().width
+    ax.set_title(wrapped(text, width, 11.0), fontsize=11.0)
+
+
+def integer_x_axis(ax: Axes, x: Iterable[float]) -> None:
+    """Whole-number ticks on an x axis of epochs, at least one unit wide.
+
+    A single epoch would otherwise get an axis of +/- 5% around it, ticked in fractions that
+    overlap (0.945, 0.960, ...).
+    """
+    values = [float(v) for v in x if math.isfinite(float(v))]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins="auto", min_n_ticks=1))
+    if values and max(values) - min(values) < 2:
+        ax.set_xlim(min(values) - 1, max(values) + 1)
+
+
+def curve_color(metric: str) -> str:
+    """The colour of a learning-curve metric, by its split (:data:`SPLIT_COLORS`)."""
+    for prefix, color in SPLIT_COLORS:
+        if metric.startswith(prefix):
+            return color
+    return OTHER_CURVE_COLOR
+
+
+def curve_family(metric: str) -> str:
+    """The metric without its split prefix: ``val_auc`` and ``train_auc`` are one family."""
+    for prefix, _ in SPLIT_COLORS:
+        if metric.startswith(prefix):
+            return metric[len(prefix) :]
+    return metric
 
 
 def group_colors(groups: Iterable[str]) -> dict[str, str]:
@@ -239,11 +330,13 @@ def draw_series(
     color: str,
     label: str,
     std: np.ndarray | None = None,
+    bounds: tuple[float, float] | None = None,
     **line_kw,
 ) -> None:
     """One line, and a mean +/- std band in the same colour when ``std`` is given.
 
-    The band is drawn only where ``std`` is finite (a single run has no band).
+    The band is drawn only where ``std`` is finite (a single run has no band), and clipped to
+    ``bounds`` where the quantity cannot leave them (an AUC stays in [0, 1]).
     """
     x = np.asarray(x)
     y = np.asarray(y, dtype=np.float64)
@@ -251,18 +344,29 @@ def draw_series(
     if std is not None:
         std = np.asarray(std, dtype=np.float64)
         if (np.isfinite(std) & np.isfinite(y)).any():
-            draw_band(ax, x, y, std, color=color, label=f"_{label} ± std")
+            draw_band(ax, x, y, std, color=color, label=f"_{label} ± std", bounds=bounds)
 
 
 def draw_band(
-    ax: Axes, x: np.ndarray, y: np.ndarray, half: np.ndarray, *, color: str, label: str
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    half: np.ndarray,
+    *,
+    color: str,
+    label: str,
+    bounds: tuple[float, float] | None = None,
 ) -> None:
-    """A translucent ``y +/- half`` band in ``color``, drawn where both are finite."""
+    """A translucent ``y +/- half`` band in ``color``, drawn where both are finite and clipped
+    to ``bounds`` (``None``: not clipped)."""
     where = np.isfinite(half) & np.isfinite(y)
+    low, high = y - half, y + half
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
     ax.fill_between(
         x,
-        y - half,
-        y + half,
+        low,
+        high,
         where=where,
         color=color,
         alpha=BAND_ALPHA,

@@ -26,6 +26,7 @@ from ._style import (
     group_colors,
     new_figure,
     root_figure,
+    set_title,
 )
 
 STEP_METRICS: dict[str, str] = {
@@ -145,7 +146,7 @@ def plot_grad_norm(
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
-    ax.set_title(title if title is not None else _title(metric, runs))
+    set_title(ax, title if title is not None else _title(metric, runs))
     ax.legend(title="group")
     ax.grid(True, alpha=0.3)
     return root_figure(ax)

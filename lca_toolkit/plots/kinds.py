@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ._data import config_value, split_by
-from ._style import DPI, display_name, save_figure
+from ._style import DPI, save_figure, setting_name
 from .curves import AUTO, DEFAULT_METRICS, plot_learning_curves, resolve_group_by
 from .grad_norm import plot_grad_norm
 from .lca import plot_cumulative_lca
@@ -88,14 +88,18 @@ Draw = Callable[[Any, PlotRequest, "str | None"], "Figure | PlotTable"]
 
 
 def curve_metrics(runs: Runs, metrics: Sequence[str] | None) -> list[str]:
-    """``metrics``, else train/validation AUC, else train/validation loss (what the runs have)."""
+    """``metrics``, else what the runs have: train/validation AUC, else train/validation loss,
+    else every epoch metric named ``*loss*`` (``train_loss_last`` of ``lca-run job``), else
+    every epoch metric, in the order the stores list them."""
     if metrics:
         return list(metrics)
     have = _epoch_metrics(runs)
     for candidates in (DEFAULT_METRICS, LOSS_METRICS):
         if have & set(candidates):
             return list(candidates)
-    return list(DEFAULT_METRICS)
+    ordered = list(dict.fromkeys(m for r in runs for m in r.attrs.get("epoch_metrics", [])))
+    losses = [m for m in ordered if "loss" in m]
+    return losses or ordered or list(DEFAULT_METRICS)
 
 
 def _epoch_metrics(runs: Runs) -> set[str]:
@@ -213,7 +217,7 @@ def _settings(runs: Runs, request: PlotRequest) -> list[tuple[str | None, str, l
     parts = split_by(pairs, group_by)
     out = []
     for key, members in parts.items():
-        name = display_name(key, group_by) if isinstance(group_by, str) else key
+        name = key if group_by is None else setting_name(members[0][1], group_by)
         out.append((key if len(parts) > 1 else None, name, [run for _, run in members]))
     return out
 

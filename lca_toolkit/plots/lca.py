@@ -27,6 +27,7 @@ from ._style import (
     marker_kw,
     new_figure,
     root_figure,
+    set_title,
 )
 
 TOTAL = "total"
@@ -139,7 +140,7 @@ def plot_cumulative_lca(
     if title is None:
         who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
         title = f"Cumulative LCA per group — {who}"
-    ax.set_title(title)
+    set_title(ax, title)
     ax.legend(title="group (band: ± error estimate)" if banded else "group")
     ax.grid(True, alpha=0.3)
     return root_figure(ax)

@@ -11,7 +11,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ._data import PlotError, RunsLike, config_value, labelled_runs, path_of
-from ._style import axes_list, display_name, group_colors, new_figure, root_figure
+from ._style import (
+    axes_list,
+    display_name,
+    group_colors,
+    new_figure,
+    root_figure,
+    set_suptitle,
+)
 
 DEFAULT_PATH = "experiment.split_lr"
 """Where the sampled rates live: ``{"cc": lr, "mlo": lr, "shared": lr}``."""
@@ -143,7 +150,7 @@ def plot_lr_distribution(
     text = title or f"Per-component learning rates of {n_runs} Split Learning Rates run(s)"
     fig = root_figure(axes[0])
     if ax is None:
-        fig.suptitle(text)
+        set_suptitle(fig, text)
     elif overlay:
         axes[0].set_title(text)
     return fig

@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..errors import LcaToolkitError
 from ._data import PlotError, RunsLike, labelled_runs, path_of, split_by
-from ._style import display_name
+from ._style import setting_name
 
 PREDICTIONS = "test_predictions"
 """Name of the stored table of test-set predictions."""
@@ -193,7 +193,7 @@ def auc_table(
     for key, members in split_by(runs, group_by).items():
         row: dict[str, Any] = {
             "setting": key,
-            "name": display_name(key, group_by) if isinstance(group_by, str) else key,
+            "name": key if group_by is None else setting_name(members[0][1], group_by),
             "runs": len(members),
         }
         preds = [(run, read_predictions(run, tasks, table)) for _, run in members]

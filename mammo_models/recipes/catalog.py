@@ -19,6 +19,10 @@ class Recipe:
         paper: what the paper's figure or table shows, for comparison.
         runs: the runs it needs.
         render: draws it from the finished runs.
+        options: the ``lca-run recipe`` options of :data:`RECIPE_OPTIONS` it reads with
+            ``--search fixed`` (``lr`` is ``RecipeSettings.table_lr``), and
+        paper_options: those it reads with ``--search paper``; ``lca-run recipe`` refuses
+            such an option when none of the recipes asked for reads it.
     """
 
     name: str
@@ -26,6 +30,32 @@ class Recipe:
     paper: str
     runs: Callable[[RecipeSettings], list[RunSpec]]
     render: Callable[[RecipeSettings], render.Rendered]
+    options: frozenset[str] = frozenset()
+    paper_options: frozenset[str] = frozenset()
+
+    def reads(self, search: str) -> frozenset[str]:
+        """The options of :data:`RECIPE_OPTIONS` this recipe reads under ``search``."""
+        return self.paper_options if search == "paper" else self.options
+
+
+RECIPE_OPTIONS: tuple[str, ...] = (
+    "seeds",
+    "lr",
+    "dropout",
+    "n_lr",
+    "n_split_lr",
+    "lca_epochs",
+    "epoch_breasts",
+    "lca_set",
+)
+"""``lca-run recipe`` options that only some recipes read (the others, such as ``--preset`` and
+``--epochs``, reach every run)."""
+
+_LCA = frozenset({"lca_epochs", "epoch_breasts", "lca_set"})
+
+
+def _opts(*names: str) -> frozenset[str]:
+    return frozenset(names)
 
 
 def _lca(i: int) -> Callable[[RecipeSettings], list[RunSpec]]:
@@ -52,6 +82,8 @@ RECIPES: dict[str, Recipe] = {
             "0.789 MLO).",
             plans.fig3_runs,
             render.fig3,
+            options=_opts("n_lr"),
+            paper_options=_opts("n_lr"),
         ),
         Recipe(
             "fig4",
@@ -60,6 +92,8 @@ RECIPES: dict[str, Recipe] = {
             "over 50% of the loss reduction in the first 5 epochs.",
             plans.fig4_runs,
             _lca_figure(0, "fig4_grad_norm_lca"),
+            options=_LCA,
+            paper_options=_LCA,
         ),
         Recipe(
             "fig5",
@@ -68,6 +102,8 @@ RECIPES: dict[str, Recipe] = {
             "(LCA every 60 steps on 970 exams).",
             _lca(0),
             render.fig5,
+            options=_LCA,
+            paper_options=_LCA,
         ),
         Recipe(
             "fig6",
@@ -76,6 +112,8 @@ RECIPES: dict[str, Recipe] = {
             "dominates the LCA.",
             _lca(1),
             _lca_figure(1, "fig6_grad_norm_lca"),
+            options=_LCA,
+            paper_options=_LCA,
         ),
         Recipe(
             "fig7",
@@ -83,6 +121,8 @@ RECIPES: dict[str, Recipe] = {
             "at learning rate 1e-3 the same: the MLO column dominates the loss change.",
             _lca(2),
             _lca_figure(2, "fig7_grad_norm_lca"),
+            options=_LCA,
+            paper_options=_LCA,
         ),
         Recipe(
             "fig8",
@@ -90,6 +130,8 @@ RECIPES: dict[str, Recipe] = {
             "per-component rates eta * 10^alpha, alpha ~ U[-1, 1], spread over 1e-6 to 1e-3.",
             plans.fig8_runs,
             render.fig8,
+            options=_opts("n_split_lr", "lr"),
+            paper_options=_opts("n_split_lr", "seeds"),
         ),
         Recipe(
             "table1",
@@ -98,6 +140,8 @@ RECIPES: dict[str, Recipe] = {
             "(mean of 3 seeds).",
             _table_runs("table1"),
             lambda s: render.table(s, "table1"),
+            options=_opts("seeds", "lr"),
+            paper_options=_opts("seeds", "n_lr"),
         ),
         Recipe(
             "table2",
@@ -106,6 +150,8 @@ RECIPES: dict[str, Recipe] = {
             "+ Modality Dropout 0.876.",
             _table_runs("table2"),
             lambda s: render.table(s, "table2"),
+            options=_opts("seeds", "lr", "dropout", "n_split_lr"),
+            paper_options=_opts("seeds", "n_lr", "n_split_lr"),
         ),
         Recipe(
             "table3",
@@ -113,6 +159,8 @@ RECIPES: dict[str, Recipe] = {
             "Joint 0.694, + Modality Dropout 0.702, Shared 0.713.",
             _table_runs("table3"),
             lambda s: render.table(s, "table3"),
+            options=_opts("seeds", "lr", "dropout"),
+            paper_options=_opts("seeds", "n_lr"),
         ),
         Recipe(
             "table4",
@@ -122,6 +170,8 @@ RECIPES: dict[str, Recipe] = {
             "0.446, 0.498, 0.056; the best of the four by validation AUC is Table 2's row.",
             plans.table4_runs,
             render_blend.table4,
+            options=_opts("seeds", "lr"),
+            paper_options=_opts("seeds"),
         ),
         Recipe(
             "table5",
@@ -131,6 +181,8 @@ RECIPES: dict[str, Recipe] = {
             "difference, equal weights best.",
             plans.table5_runs,
             render_blend.table5,
+            options=_opts("seeds", "lr"),
+            paper_options=_opts("seeds"),
         ),
     )
 }

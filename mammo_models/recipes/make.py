@@ -40,10 +40,12 @@ def make_recipes(
     *,
     jobs: int = 1,
     echo: Callable[[str], None] = print,
+    on_done: Callable[[RunOutcome], None] | None = None,
 ) -> RecipeReport:
     """Train (or reuse) every run the recipes need, then draw each recipe whose runs all finished.
 
     A recipe whose runs failed is reported and skipped; the others are still drawn.
+    ``on_done`` is called with each run's outcome as it is known (a progress bar's tick).
     """
     recipes = resolve(names)
     t0 = time.perf_counter()
@@ -58,7 +60,7 @@ def make_recipes(
         f"({jobs} at a time); finished runs with the same settings are reused"
     )
     device = "cuda" if settings.device.startswith("cuda") else "cpu"
-    report.outcomes = run_all(all_specs, jobs=jobs, echo=echo, device_type=device)
+    report.outcomes = run_all(all_specs, jobs=jobs, echo=echo, device_type=device, on_done=on_done)
     bad = {o.name for o in report.outcomes if o.status not in ("trained", "reused")}
     settings.figures_dir.mkdir(parents=True, exist_ok=True)
     for recipe in recipes:

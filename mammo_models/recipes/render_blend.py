@@ -20,6 +20,7 @@ import pandas as pd
 from lca_toolkit import open_runs
 from lca_toolkit.plots import auc_table
 
+from ..training.selection import mean_se_text
 from . import blend, plans, search
 from .render import Rendered
 from .settings import RecipeSettings
@@ -91,9 +92,10 @@ def table4(s: RecipeSettings) -> Rendered:
         found = df[df["selected"]]
         if len(found):
             r = found.iloc[0]
+            counted = int(selection.table.set_index("setting").loc[f"{r['set']}/seeds"].counted)
             findings.append(
                 f"selected by mean validation AUC: {r.metric} [{r.window}] "
-                f"({r.val_auc_mean:.3f} ± {r.val_auc_se:.3f} s.e.; test AUC "
+                f"({mean_se_text(r.val_auc_mean, r.val_auc_se, counted, 3)}; test AUC "
                 f"{r.test_auc_mean:.3f} ± {r.test_auc_std:.3f}), Table 2's Gradient Blending row."
             )
     else:

@@ -136,12 +136,14 @@ def run_all(
     jobs: int = 1,
     echo: Callable[[str], None] = print,
     device_type: str = "cpu",
+    on_done: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
     """Train every run in ``specs`` (see the module docstring); one failure blocks its dependants only.
 
     Args:
         jobs: runs trained at the same time (worker processes); 1 trains in this process.
         device_type: ``cuda`` runs keep torch's default threads.
+        on_done: called with each run's outcome as it is known (a progress bar's tick).
     """
     runs = unique_runs(specs)
     outcomes: dict[str, RunOutcome] = {}
@@ -165,6 +167,8 @@ def run_all(
         took = f" in {outcome.seconds:.0f} s" if outcome.seconds else ""
         detail = f": {outcome.message}" if outcome.message else ""
         echo(f"[{len(outcomes)}/{total}] {spec.name}: {outcome.status}{took}{extra}{detail}")
+        if on_done is not None:
+            on_done(outcome)
 
     def ready(spec: RunSpec) -> bool | None:
         """True to start now, False to wait, None when blocked by a failed dependency."""

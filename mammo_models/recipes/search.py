@@ -37,7 +37,7 @@ from typing import Any
 
 from ..training import ExperimentConfig, RegularizerConfig
 from ..training.config import run_dir
-from ..training.selection import Selection, select_best
+from ..training.selection import Selection, mean_se_text, select_best
 from ..training.sweep import SweepSpec, default_lr_range, plan_sweep, sweep_groups
 from . import blend
 from .settings import RecipeSettings, RunSpec
@@ -216,8 +216,7 @@ def selection_line(s: RecipeSettings, folder: str, row: str) -> str:
     complete = int(table["complete"].sum())
     return (
         f"{row}: selected {winner} ({shown}) of {len(table)} settings ({complete} complete) by "
-        f"mean best validation AUC {r.val_auc_mean:.3f} ± {r.val_auc_se:.3f} s.e. over "
-        f"{r.counted} seeds."
+        f"mean best validation AUC {mean_se_text(r.val_auc_mean, r.val_auc_se, int(r.counted), 3)}."
     )
 
 

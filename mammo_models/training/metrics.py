@@ -17,9 +17,12 @@ def auc(labels: np.ndarray, scores: np.ndarray, *, what: str = "AUC") -> float:
     """
     labels = np.asarray(labels)
     if labels.size == 0 or np.unique(labels).size < 2:
-        warnings.warn(
-            f"{what}: only one class among {labels.size} labels; AUC is undefined (NaN)",
-            stacklevel=2,
-        )
+        if labels.size == 0:
+            why = "the split has no breast"
+        else:
+            value = labels.flat[0]
+            kind = "positive" if not value else "negative"
+            why = f"all {labels.size} labels are {value:g}, so the split has no {kind} breast"
+        warnings.warn(f"{what} is undefined (NaN): {why}", stacklevel=2)
         return math.nan
     return float(roc_auc_score(labels, np.asarray(scores)))

@@ -53,6 +53,14 @@ TIE_TOLERANCE = 1e-9
 """Means closer than this are a tie (AUCs of a few hundred breasts differ by far more)."""
 
 
+def mean_se_text(mean: float, se: float, n: int, digits: int = 4) -> str:
+    """``0.8123 ± 0.0101 s.e. over 3 seeds``; with one seed ``0.8123 from 1 seed, so no s.e.``
+    (a standard error needs two), never ``± nan``."""
+    if n > 1 and math.isfinite(se):
+        return f"{mean:.{digits}f} ± {se:.{digits}f} s.e. over {n} seeds"
+    return f"{mean:.{digits}f} from {n} seed{'s' if n != 1 else ''}, so no s.e."
+
+
 class SelectionError(ValueError):
     """No setting can be selected (none has all its runs finished with a validation AUC)."""
 
@@ -109,6 +117,9 @@ class Selection:
     winner: str | None
     groups: dict[str, list[Path]] = field(default_factory=dict)
     scores: dict[str, list[RunScore]] = field(default_factory=dict)
+    tied: list[str] = field(default_factory=list)
+    """Complete settings whose mean ties the winner's (within :data:`TIE_TOLERANCE`), which
+    lost only because the winner is listed first."""
 
     def require_winner(self, what: str = "the search") -> str:
         """The winner, or :class:`SelectionError` naming what is missing."""
@@ -132,17 +143,22 @@ class Selection:
         shown = self.table.drop(columns=["selected", "complete"]).copy()
         shown.insert(0, " ", ["*" if s else "" for s in self.table["selected"]])
         text = shown.to_string(
-            index=False, float_format=lambda x: f"{x:.4g}", na_rep="nan"
+            index=False, float_format=lambda x: f"{x:.4g}", na_rep="n/a"
         ).splitlines()
         if self.winner is None:
             text.append("selected: none (no setting has all its runs finished with a val AUC)")
-        else:
-            row = self.table.set_index("setting").loc[self.winner]
-            text.append(
-                f"selected: {self.winner} (mean best val AUC {row.val_auc_mean:.4f} "
-                f"± {row.val_auc_se:.4f} s.e. over {row.counted} seeds; test AUC "
-                f"{row.test_auc_mean:.4f})"
+            return text
+        row = self.table.set_index("setting").loc[self.winner]
+        shown = mean_se_text(row.val_auc_mean, row.val_auc_se, int(row.counted))
+        line = (
+            f"selected: {self.winner} (mean best val AUC {shown}; test AUC {row.test_auc_mean:.4f})"
+        )
+        if self.tied:
+            line += (
+                f"; tied with {', '.join(self.tied)} (means within {TIE_TOLERANCE:g}): the "
+                "setting listed first in the sweep's order is picked"
             )
+        text.append(line)
         return text
 
 
@@ -188,7 +204,16 @@ def select_best(
     for row in rows:  # in order: a tie keeps the earlier setting
         if row["complete"] and row["val_auc_mean"] > best + TIE_TOLERANCE:
             winner, best = row["setting"], row["val_auc_mean"]
+    tied = [
+        row["setting"]
+        for row in rows
+        if winner is not None
+        and row["setting"] != winner
+        and row["complete"]
+        and abs(row["val_auc_mean"] - best) <= TIE_TOLERANCE
+    ]
     table["selected"] = table["setting"] == winner
     ordered = [c for c in table.columns if c not in TABLE_COLUMNS]
     table = table[["setting", *ordered, *TABLE_COLUMNS[1:]]]
-    return Selection(table, winner, {k: [Path(p) for p in v] for k, v in groups.items()}, scores)
+    paths = {k: [Path(p) for p in v] for k, v in groups.items()}
+    return Selection(table, winner, paths, scores, tied)

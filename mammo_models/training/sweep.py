@@ -182,12 +182,15 @@ def run_sweep(
     out_dir: Path,
     run: Callable[[ExperimentConfig, bool], Any],
     echo: Callable[[str], None] = print,
+    on_done: Callable[[str, str], None] | None = None,
 ) -> pd.DataFrame:
     """Run (or continue) a sweep; returns the index, also written to ``out_dir/index.csv``.
 
     Args:
         run: ``run(config, resume)`` trains one run (an unfinished store with a checkpoint is
             resumed, a finished one skipped).
+        on_done: called as ``on_done(run name, status)`` after each run, trained or skipped
+            (a progress bar's tick).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -207,6 +210,8 @@ def run_sweep(
                 echo(f"[{i}/{len(plan)}] {name} failed: {exc}")
         rows.append({"run": name, "store": str(cfg.out), **settings, **_results(cfg.out)})
         pd.DataFrame(rows).to_csv(out_dir / INDEX_NAME, index=False)
+        if on_done is not None:
+            on_done(name, rows[-1]["status"])
     return pd.DataFrame(rows)
 
 

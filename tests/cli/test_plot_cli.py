@@ -237,3 +237,57 @@ def test_groups_metrics_and_loss_curves_for_generic_runs(tmp_path):
 
 def test_a_store_given_twice(sweep, tmp_path):
     assert_clean_error(run_cli(sweep[0], sweep[0], "--out", tmp_path), str(sweep[0]), "twice")
+
+
+def test_a_sweep_of_two_learning_rates_plots_two_settings(tmp_path):
+    runs = [
+        stores.write_store(
+            tmp_path / f"lr{i}_seed{seed}.zarr",
+            n_steps=6,
+            lca_every=None,
+            n_epochs=2,
+            config={"experiment": {"variant": "joint", "lr": lr, "seed": seed}},
+            seed=2 * i + seed,
+        )
+        for i, lr in enumerate((1e-4, 1e-3))
+        for seed in (0, 1)
+    ]
+    result = run_cli(*runs, "-o", tmp_path / "auto", "-k", "grad-norm", "-k", "curves", "--dpi", 40)
+    assert result.exit_code == 0, result.output
+    assert "settings by: experiment.lr" in result.output
+    names = sorted(p.name for p in (tmp_path / "auto").iterdir())
+    assert names == ["curves.png", "grad_norm_0.0001.png", "grad_norm_0.001.png"]
+    given = run_cli(
+        *runs,
+        "-o",
+        tmp_path / "by",
+        "-k",
+        "grad-norm",
+        "--group-by",
+        "experiment.variant,experiment.lr",
+        "--dpi",
+        40,
+    )
+    assert given.exit_code == 0, given.output
+    assert "settings by: experiment.variant, experiment.lr" in given.output
+    assert sorted(p.name for p in (tmp_path / "by").iterdir()) == [
+        "grad_norm_joint_0.0001.png",
+        "grad_norm_joint_0.001.png",
+    ]
+
+
+def test_curves_of_a_job_store_and_of_one_epoch(tmp_path):
+    job = stores.write_store(
+        tmp_path / "job.zarr",
+        n_steps=6,
+        n_epochs=3,
+        epoch_metrics=("train_loss_last",),  # what lca-run job records per epoch
+        config={"job": {"epochs": 3}},
+    )
+    one = stores.write_store(tmp_path / "one.zarr", n_steps=4, n_epochs=1)
+    for store in (job, one):
+        out = tmp_path / f"figs_{store.stem}"
+        result = run_cli(store, "--out", out, "--kind", "curves")
+        assert result.exit_code == 0, result.output
+        with Image.open(out / "curves.png") as img:
+            assert img.size == (630, 540)

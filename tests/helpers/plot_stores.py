@@ -26,9 +26,11 @@ def write_store(
     results: Mapping[str, float] | None = None,
     tables: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     seed: int = 0,
+    epoch_values: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
-    """A finished run: random norms (``bn_buffers`` all NaN), consistent LCA, epoch metrics,
-    and the given stored results and tables."""
+    """A finished run: random norms (``bn_buffers`` all NaN), consistent LCA, epoch metrics
+    (random, or ``epoch_values[metric][epoch - 1]`` where given), and the given stored results
+    and tables."""
     rng = np.random.default_rng(seed)
     g = len(groups)
     grad = rng.lognormal(size=(n_steps, g))
@@ -77,7 +79,9 @@ def write_store(
             )
             loss = end_loss
         for epoch in range(1, n_epochs + 1):
-            w.append_epoch(epoch, {m: float(rng.random()) for m in epoch_metrics})
+            values = {m: float(rng.random()) for m in epoch_metrics}
+            values.update({m: float(v[epoch - 1]) for m, v in (epoch_values or {}).items()})
+            w.append_epoch(epoch, values)
         if results is not None:
             w.update_attrs(results=dict(results))
         for name, columns in (tables or {}).items():

@@ -77,8 +77,26 @@ def test_incomplete_settings_do_not_compete_and_ties_keep_the_first(tmp_path):
     assert list(table["complete"]) == [True, False, False, False, True]
     assert table.loc["nan", "val_auc_mean"] == pytest.approx(0.99)  # shown, not selected
     assert math.isnan(table.loc["nan", "val_auc_se"])
-    # the order decides an exact tie
+    # the order decides an exact tie, and the selection says so
     assert select_best({k: g[k] for k in ("tie", "a")}).winner == "tie"
+    assert sel.tied == ["tie"]
+    assert sel.lines()[-1].endswith(
+        "; tied with tie (means within 1e-09): the setting listed first in the sweep's order "
+        "is picked"
+    )
+
+
+def test_one_seed_prints_no_standard_error(tmp_path):
+    sel = select_best(
+        {"lr00": [_store(tmp_path / "a.zarr", 0.6)], "lr01": [_store(tmp_path / "b.zarr", 0.8)]}
+    )
+    assert sel.winner == "lr01" and sel.tied == []
+    lines = sel.lines()
+    assert lines[-1] == (
+        "selected: lr01 (mean best val AUC 0.8000 from 1 seed, so no s.e.; test AUC 0.5000)"
+    )
+    assert not any("nan" in line for line in lines), lines
+    assert "n/a" in lines[1]  # the table's s.e. column
 
 
 def test_no_complete_setting_is_one_clear_error(tmp_path):
