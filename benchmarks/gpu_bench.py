@@ -32,6 +32,7 @@ import importlib.util
 import multiprocessing
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -271,14 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         download_wheels(a.wheels, a.python_version)
         return 0
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout kills the parts too
     installed = ensure_packages(a.wheels, a.scratch / "site")
     for p in (str(BENCH), str(ROOT)):
         if p not in sys.path:
             sys.path.insert(0, p)
     paths = [str(ROOT), *([str(a.scratch / "site")] if installed.startswith("installed") else [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
-    os.environ["PYTHONPATH"] = env["PYTHONPATH"]
     gpu_parts = importlib.import_module("gpu_parts")  # torch and the project, once for all parts
     import torch  # never touches CUDA here: the parts' processes are forked from this one
 
@@ -320,9 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bad += 1
                 continue
             limit = min(part.smoke_limit_s if a.smoke else part.limit_s, left)
-            t = time.monotonic()
+            t, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             status = run_part(part, ctx, limit, table)
-            print(f"[{name}: {status}, {time.monotonic() - t:.1f} s]", file=sys.stderr, flush=True)
+            cpu_s = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - sum(cpu[:2])
+            wall = time.monotonic() - t
+            print(
+                f"[{name}: {status}, {wall:.1f} s, CPU {cpu_s:.1f} s]", file=sys.stderr, flush=True
+            )
             bad += status != "ok"
             if name == "environment" and not a.smoke and prefix.get("gpus", "0") == "0":
                 table.row("all", "the other parts", "not run", "no CUDA device on this machine")
@@ -334,4 +337,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout kills the parts too
     sys.exit(main())
