@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 TORCH_PIN ?= torch==2.13.0
 DEMO_STORE := runs/demo/joint.zarr
 
-.PHONY: test demo figures install clean
+.PHONY: test demo figures install clean gpu-bench gpu-wheels
 
 # make demo and make figures need the package only; make test also the dev extras (pytest and
 # the optional integrations the suite tests), installed on top.
@@ -45,6 +45,21 @@ figures: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2
+
+# The GPU rows of BENCHMARKS.md in one command (benchmarks/gpu_bench.py): every part in a process
+# of its own with its own time limit, all within 8 minutes on one H100 or H200, no download; rows
+# to $(GPU_BENCH_OUT) and stdout as they come. On the GPU machine there is no .venv: its python3
+# holds torch, and what it lacks comes from .gpu-wheels/. GPU_BENCH_ARGS=--smoke: every part for
+# seconds on the CPU (the suite runs it).
+GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
+GPU_BENCH_OUT ?= runs/gpu-bench.md
+gpu-bench:
+	PYTHONUNBUFFERED=1 $(GPU_PY) benchmarks/gpu_bench.py --out $(GPU_BENCH_OUT) $(GPU_BENCH_ARGS)
+
+# Wheels (CPython 3.12, x86-64 Linux) of the packages the GPU machines' image lacks, at the
+# versions installed here, and the commit, into .gpu-wheels/ (git-ignored) for a device call to carry.
+gpu-wheels: $(STAMP)
+	$(PY) benchmarks/gpu_bench.py --download-wheels --wheels .gpu-wheels
 
 clean:
 	rm -rf $(VENV) build *.egg-info

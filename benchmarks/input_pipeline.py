@@ -29,10 +29,11 @@ with ``--workers`` workers on each feed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -151,8 +152,25 @@ def sources(args: argparse.Namespace) -> dict[str, MammoDataset]:
     return out
 
 
-def train_rates(args: argparse.Namespace, device: torch.device) -> None:
-    """Steps/s of the Joint ResNet-22 at full resolution: GPU-bound, then end to end per feed."""
+def _endless(loader) -> Iterator[dict]:
+    """The loader's batches, epoch after epoch (a small preset's epoch is a few batches)."""
+    from mammo_models.data import set_epoch
+
+    for epoch in itertools.count():
+        set_epoch(loader, epoch)
+        yield from loader
+
+
+def train_rates(
+    root: Path,
+    workers: int,
+    steps: int,
+    device: torch.device,
+    preset: str = "paper",
+    warmup: int = 3,
+) -> Iterator[tuple[str, float]]:
+    """Steps/s of the Joint ResNet-22 at ``preset``'s resolution: GPU-bound (one batch already on
+    the device), then end to end from the run's own loader per feed; each as soon as measured."""
     from mammo_models.losses import per_sample_loss
     from mammo_models.training.config import DataSource, ExperimentConfig
     from mammo_models.training.data_setup import build_run_data
@@ -166,47 +184,38 @@ def train_rates(args: argparse.Namespace, device: torch.device) -> None:
         per_sample_loss(model(batch), batch).mean().backward()
         opt.step()
 
-    rates: dict[str, float] = {}
     for feed in ("workers", "device"):
         config = ExperimentConfig(
-            out=args.root / "unused.zarr",
-            preset="paper",
+            out=root / "unused.zarr",
+            preset=preset,
             device=str(device),
-            num_workers=args.workers,
+            num_workers=workers,
             feed=feed,
-            data=DataSource(synthetic_root=args.root / "synthetic"),
+            data=DataSource(synthetic_root=root / "synthetic"),
         )
         data = build_run_data(config, device)
-        data.sampler.set_epoch(0)
-        batches = iter(data.loader)
+        batches = _endless(data.loader)
         if feed == "workers":  # the GPU-bound rate: one batch, already on the device
             fixed = data.to_model_batch(next(batches), device)
-            for _ in range(3):
+            for _ in range(warmup):
                 step(fixed)
             _sync(device)
             t = time.perf_counter()
-            for _ in range(args.steps):
+            for _ in range(steps):
                 step(fixed)
             _sync(device)
-            rates["GPU-bound (batch on the device)"] = args.steps / (time.perf_counter() - t)
-        for _ in range(3):  # warm-up: workers started, first batches queued
+            yield "GPU-bound (batch on the device)", steps / (time.perf_counter() - t)
+        for _ in range(warmup):  # workers started, first batches queued
             step(data.to_model_batch(next(batches), device))
         _sync(device)
         t, done = time.perf_counter(), 0
         for batch in batches:
             step(data.to_model_batch(batch, device))
             done += 1
-            if done == args.steps:
+            if done == steps:
                 break
         _sync(device)
-        rates[f"end to end, --feed {feed}, {args.workers} workers"] = done / (
-            time.perf_counter() - t
-        )
-    print(f"\nJoint ResNet-22, paper windows, batch 4, {args.steps} steps, {device}:")
-    print("| path | steps/s | images/s |")
-    print("| --- | --- | --- |")
-    for name, r in rates.items():
-        print(f"| {name} | {r:.2f} | {8 * r:.0f} |")
+        yield f"end to end, --feed {feed}, {workers} workers", done / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -250,7 +259,11 @@ def main() -> None:
             )
         print(f"speed-up of the worker side: {mn / mo:.1f}x")
     if device.type == "cuda":
-        train_rates(a, device)
+        print(f"\nJoint ResNet-22, paper windows, batch 4, {a.steps} steps, {device}:")
+        print("| path | steps/s | images/s |")
+        print("| --- | --- | --- |")
+        for name, r in train_rates(a.root, a.workers, a.steps, device):
+            print(f"| {name} | {r:.2f} | {8 * r:.0f} |", flush=True)
     else:
         print("\nno --device cuda: training rates not measured (expected rates above)")
 

@@ -83,6 +83,48 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def measure(
+    model, groups, loss_fn, batches, repeats: int, device: torch.device, rules=RULES
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Seconds of the floor and of one measurement per rule per repeat, interleaved, and the
+    gradient passes of each measurement; the model moves by 3 Adam steps before each repeat."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.train()
+
+    def floor_pass() -> float:
+        sync(device)
+        t = time.perf_counter()
+        for b in batches:
+            model.zero_grad(set_to_none=True)
+            loss_fn(model, b).sum().backward()
+        sync(device)
+        return time.perf_counter() - t
+
+    engines = {
+        r: LcaEngine(model, groups, loss_fn, batches, LcaConfig(1, r, bn_policy="train"))
+        for r in rules
+    }
+    for e in engines.values():  # first interval computes its left endpoint too: not what we time
+        e.measure(0)
+    floor_pass()
+    times: dict[str, list[float]] = {k: [] for k in ("floor", *rules)}
+    passes: dict[str, list[int]] = {r: [] for r in rules}
+    for rep in range(repeats):
+        for _ in range(3):  # move the model so every interval has a real chord
+            opt.zero_grad()
+            loss_fn(model, batches[0]).mean().backward()
+            opt.step()
+        times["floor"].append(floor_pass())
+        for r, engine in engines.items():
+            sync(device)
+            t = time.perf_counter()
+            result = engine.measure(rep + 1)
+            sync(device)
+            times[r].append(time.perf_counter() - t)
+            passes[r].append(result.passes)
+    return times, passes
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,40 +148,7 @@ def main() -> None:
         model, groups, loss_fn, batches, name = joint_problem(a.preset, a.subset, a.batch, device)
     else:
         model, groups, loss_fn, batches, name = two_input_problem(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    model.train()
-
-    def floor_pass() -> float:
-        sync(device)
-        t = time.perf_counter()
-        for b in batches:
-            model.zero_grad(set_to_none=True)
-            loss_fn(model, b).sum().backward()
-        sync(device)
-        return time.perf_counter() - t
-
-    engines = {
-        r: LcaEngine(model, groups, loss_fn, batches, LcaConfig(1, r, bn_policy="train"))
-        for r in RULES
-    }
-    for e in engines.values():  # first interval computes its left endpoint too: not what we time
-        e.measure(0)
-    floor_pass()
-    times: dict[str, list[float]] = {k: [] for k in ("floor", *RULES)}
-    passes: dict[str, list[int]] = {r: [] for r in RULES}
-    for rep in range(a.repeats):
-        for _ in range(3):  # move the model so every interval has a real chord
-            opt.zero_grad()
-            loss_fn(model, batches[0]).mean().backward()
-            opt.step()
-        times["floor"].append(floor_pass())
-        for r, engine in engines.items():
-            sync(device)
-            t = time.perf_counter()
-            result = engine.measure(rep + 1)
-            sync(device)
-            times[r].append(time.perf_counter() - t)
-            passes[r].append(result.passes)
+    times, passes = measure(model, groups, loss_fn, batches, a.repeats, device)
     n_samples = sum(len(b["malignant"] if "malignant" in b else b["label"]) for b in batches)
     print(
         f"{name}, E = {n_samples} samples in {len(batches)} batches, device {device}, "

@@ -96,6 +96,20 @@ def run_steps(mode: str, model, opt, batches, groups, loss_fn) -> float:
     return (time.perf_counter() - start) / len(batches)
 
 
+MODES = ("plain", "tracker", "tracker_no_update", "naive")
+
+
+def measure_modes(model, opt, batches, groups, loss_fn, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of every mode, one list per mode, the modes interleaved per repeat."""
+    for mode in MODES:  # warm-up
+        run_steps(mode, model, opt, batches[:3], groups, loss_fn)
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    for _ in range(repeats):
+        for mode in MODES:
+            times[mode].append(run_steps(mode, model, opt, batches, groups, loss_fn))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,20 +137,14 @@ def main() -> None:
     else:
         name, model, groups, loss_fn, batches = two_input(args.steps, args.batch_size, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    modes = ("plain", "tracker", "tracker_no_update", "naive")
-    for mode in modes:  # warm-up
-        run_steps(mode, model, opt, batches[:3], groups, loss_fn)
-    times = {m: [] for m in modes}
-    for _ in range(args.repeats):
-        for mode in modes:
-            times[mode].append(run_steps(mode, model, opt, batches, groups, loss_fn))
+    times = measure_modes(model, opt, batches, groups, loss_fn, args.repeats)
     n_params = sum(p.numel() for p in model.parameters())
     print(
         f"model {name} ({n_params:,} parameters, {len(groups)} groups), batch {args.batch_size}, "
         f"{args.steps} steps x {args.repeats} repeats, device {device}, threads {torch.get_num_threads()}"
     )
     print(f"{'mode':<18}{'ms/step':>10}{'ratio':>10}{'spread':>18}")
-    for mode in modes:
+    for mode in MODES:
         ratios = [t / p for t, p in zip(times[mode], times["plain"], strict=True)]
         print(
             f"{mode:<18}{statistics.median(times[mode]) * 1e3:>10.3f}{statistics.median(ratios):>10.3f}"

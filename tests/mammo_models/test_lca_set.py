@@ -129,6 +129,7 @@ def test_epoch_set_closes_intervals_at_epoch_boundaries_and_resumes_with_the_sam
     code, text = lca_run(
         "mammo", "--preset", "tiny", "--quiet", "--device", "cpu", "--synthetic-root", synth,
         "--lca-set", "epoch", "--lr", "1e-3", "--out", reference,
+        "--quadrature", "simpson",  # spans and E are asked here, not accuracy: 2 passes, not 16
     )  # fmt: skip
     assert code == 0, text
     run = open_run(reference)
@@ -151,7 +152,7 @@ def test_epoch_set_closes_intervals_at_epoch_boundaries_and_resumes_with_the_sam
         tiny_config(out, synth),
         device="cpu",
         checkpoint_every=0,
-        record=RecordConfig(lca_set="epoch"),
+        record=RecordConfig(lca_set="epoch", quadrature="simpson"),
     )
     Experiment(replace(config, max_steps=4), progress=False).run()
     Experiment(replace(config, max_steps=6), resume=True, progress=False).run()

@@ -22,7 +22,7 @@ from mammo_models.training import DataSource
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """Every recipe on the tiny preset: one seed, one epoch, the smallest sweeps."""
+    """Every recipe on the tiny preset: one seed, one epoch (LCA runs too), the smallest sweeps."""
     root = tmp_path_factory.mktemp("recipes")
     settings = RecipeSettings(
         runs_dir=root / "runs",
@@ -33,6 +33,7 @@ def made(tmp_path_factory):
         seeds=(0,),
         lca_seeds=(0,),
         epochs=1,
+        lca_epochs=1,  # the LCA runs train lca_epochs (5 below the paper preset), not epochs
         n_lr=1,
         n_split_lr=2,
     )

@@ -67,6 +67,12 @@ def _stack(dataset, indices) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in ("cc", "mlo", "malignant", "benign")}
 
 
+@pytest.fixture(scope="module")
+def stacked() -> dict:
+    """Decoded training sets by (data root, testbed): the seeds of one testbed decode it once."""
+    return {}
+
+
 def _shares(
     testbed: str,
     root: Path,
@@ -75,14 +81,18 @@ def _shares(
     steps: int = STEPS,
     seed: int = 0,
     e_size: int = E_SIZE,
+    stacked: dict | None = None,
 ) -> dict[str, float]:
-    config = ExperimentConfig(
-        out=root / "unused.zarr",
-        preset="small",
-        data=DataSource(synthetic_root=root / "synthetic", testbed=testbed),
-    )
-    data = build_run_data(config)
-    train = _stack(data.train_eval, range(len(data.train_eval)))
+    stacked = {} if stacked is None else stacked
+    if (root, testbed) not in stacked:
+        config = ExperimentConfig(
+            out=root / "unused.zarr",
+            preset="small",
+            data=DataSource(synthetic_root=root / "synthetic", testbed=testbed),
+        )
+        data = build_run_data(config)
+        stacked[root, testbed] = data, _stack(data.train_eval, range(len(data.train_eval)))
+    data, train = stacked[root, testbed]
     held = data.val if lca_set == "val" else data.train_eval
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(held), generator=gen)[:e_size].tolist()
@@ -126,15 +136,17 @@ def _shares(
 
 
 @pytest.mark.parametrize("testbed, leader", [("cue-mlo", "mlo"), ("cue-cc", "cc")])
-def test_the_view_with_the_shortcut_gets_the_larger_lca_share(tmp_path_factory, testbed, leader):
-    shares = _shares(testbed, tmp_path_factory.mktemp(testbed), "fixed-train")
+def test_the_view_with_the_shortcut_gets_the_larger_lca_share(
+    tmp_path_factory, stacked, testbed, leader
+):
+    shares = _shares(testbed, tmp_path_factory.mktemp(testbed), "fixed-train", stacked=stacked)
     other = "cc" if leader == "mlo" else "mlo"
     assert shares[leader] > shares[other], shares
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_view_without_lesion_or_shortcut_gets_little_of_the_held_out_loss_reduction(
-    tmp_path_factory, monkeypatch, seed
+    tmp_path_factory, monkeypatch, stacked, seed
 ):
     """``mlo-blind``: the MLO image carries nothing about the labels. On held-out E (128
     validation breasts) its column gets at most 10% of the loss reduction and the CC column
@@ -146,6 +158,8 @@ def test_a_view_without_lesion_or_shortcut_gets_little_of_the_held_out_loss_redu
     more = replace(small, synthetic=replace(small.synthetic, n_patients=600))
     monkeypatch.setitem(presets.PRESETS, "small", more)
     root = tmp_path_factory.getbasetemp() / "mlo-blind"  # the data are generated once
-    shares = _shares("mlo-blind", root, "val", _Concatenated, steps=300, seed=seed, e_size=128)
+    shares = _shares(
+        "mlo-blind", root, "val", _Concatenated, steps=300, seed=seed, e_size=128, stacked=stacked
+    )
     assert shares["mlo"] <= 0.10, shares
     assert shares["cc"] >= 0.5, shares
