@@ -14,7 +14,10 @@ sharded) and measures, interleaved, per repeat:
 * the bytes the engine holds between intervals (its snapshot and endpoint gradient, local
   shards) on each rank, against an engine built on the same model unsharded.
 
-    python benchmarks/fsdp2_recording.py --ranks 2 --width 512 --depth 4 --repeats 5
+    python benchmarks/fsdp2_recording.py --width 512 --depth 4 --steps 10 --repeats 5
+    python benchmarks/fsdp2_recording.py --smoke    # every code path in seconds (make test)
+
+With GPUs it starts one rank per GPU (NCCL); on the CPU, 2 gloo ranks.
 
 Prints one Markdown table (the slowest rank's medians, ratios with min-max over repeats).
 """
@@ -172,7 +175,10 @@ def worker(a: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument(
+        "--ranks", type=int, default=None, help="processes (default: the GPUs, else 2 on the CPU)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="seconds on the CPU: every code path")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--batch", type=int, default=64, help="global training batch")
@@ -186,12 +192,18 @@ def main() -> None:
     if a.worker:
         worker(a)
         return
+    if a.smoke:
+        a.width, a.depth, a.batch, a.eval_batches, a.steps, a.repeats = 32, 1, 8, 2, 2, 1
+    if a.ranks is None:
+        import torch
+
+        a.ranks = torch.cuda.device_count() or 2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         args = [
             f"--{k.replace('_', '-')}={v}"
             for k, v in vars(a).items()
-            if k not in ("worker", "out", "ranks")
+            if k not in ("worker", "out", "ranks", "smoke")
         ]
         cmd = [
             sys.executable,
