@@ -76,7 +76,7 @@ def test_a_long_message_is_cut_after_twenty_lines_with_the_count():
     assert keep_reasons("one line") == "one line"
 
 
-BAD_JOB = '''import torch
+BAD_JOB = """import torch
 from torch import nn
 from lca_toolkit.job import Job
 
@@ -105,7 +105,7 @@ def make_job(fail="none"):
     batches = [{"x": torch.ones(2, 4), "y": torch.zeros(2)}] * 3
     return Job(model=model, loss_fn=loss_fn, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                train_batches=batches, eval_batches=batches[:1])
-'''
+"""
 
 
 def line_of(text: str) -> int:
