@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +133,7 @@ def test_every_regularizer_runs_and_records(regularizer, extra, groups, synth, u
         assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
         assert Path(f"{path}.blend/uni_cc.zarr").exists()
         # The estimation runs are reused only for exactly the same settings.
+        from dataclasses import replace
 
         from mammo_models.training import ExperimentConfig
         from mammo_models.training.blending import _finished_with, estimation_configs
@@ -187,18 +187,7 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted(synth, tmp_path):
     wa = torch.load(f"{reference}.ckpt/last.pt", weights_only=False)["model"]
     wb = torch.load(f"{killed}.ckpt/last.pt", weights_only=False)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-
-    # Stopped by --max-steps off an interval's end: its last interval is measured; resumed to
-    # the end, the run has the uninterrupted run's intervals.
     assert a.array("lca/end_step").tolist() == [3, 6, 8]  # 8 steps, k = 3: the last one too
-    stopped = tmp_path / "stopped.zarr"
-    Experiment(replace(tiny_config(stopped, synth), max_steps=5), progress=False).run()
-    assert open_run(stopped).array("lca/end_step").tolist() == [3, 5]
-    code, text = lca_run("mammo", "--out", stopped, "--resume", "--quiet", "--max-steps", "8")
-    assert code == 0, text
-    c = open_run(stopped)
-    for name in ("steps/loss", "lca/start_step", "lca/end_step", "lca/by_group", "lca/residual"):
-        np.testing.assert_array_equal(a.array(name), c.array(name), err_msg=name)
 
 
 def test_job_runs_the_example(tmp_path):
