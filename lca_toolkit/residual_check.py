@@ -15,7 +15,9 @@ Pure functions and one small class; the Tracker only calls :meth:`ResidualCheck.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -87,6 +89,19 @@ def message(record: LcaRecord, config: LcaConfig) -> str:
     )
 
 
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _caller() -> int:
+    """The ``stacklevel`` of the first frame outside lca_toolkit (the user's ``after_step()``,
+    ``close()`` or trainer line), so the warning points at the user's code, whichever of the
+    Tracker's methods measured the interval."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class ResidualCheck:
     """Warns with :class:`LcaResidualWarning` about the first interval above the tolerance.
 
@@ -111,5 +126,5 @@ class ResidualCheck:
         over = exceeds(float(record.residual), change, self.config.residual_tol)
         if over and self.enabled and not self.warned:
             self.warned = True
-            warnings.warn(message(record, self.config), LcaResidualWarning, stacklevel=4)
+            warnings.warn(message(record, self.config), LcaResidualWarning, stacklevel=_caller())
         return over

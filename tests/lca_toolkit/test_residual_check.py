@@ -41,6 +41,7 @@ def test_an_interval_above_the_tolerance_is_warned_about_once_with_its_numbers(t
     # Simpson's residual is tiny but not zero here: a tolerance of 0 makes every interval exceed it.
     _, caught = record(tmp_path, LcaConfig(every=3, quadrature="simpson", residual_tol=0.0))
     assert len(caught) == 1  # three intervals above the tolerance, one warning
+    assert caught[0].filename == __file__  # points at the user's after_step(), not the toolkit
     text = str(caught[0].message)
     first = open_run(tmp_path / "run.zarr").lca().iloc[0]
     assert "LCA interval (0, 3]:" in text
