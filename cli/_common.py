@@ -1,4 +1,4 @@
-"""What every ``lca-run`` command shares: one-line errors, torchrun's process group, rank-0 output.
+"""What every ``lca-run`` command shares: clear errors, torchrun's process group, rank-0 output.
 
 Kept apart from the commands so that ``cli/run.py`` and ``cli/recipe.py`` both import it and
 neither imports the other's helpers.
@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from cli._errors import describe, describe_user_error
 from lca_toolkit import LcaToolkitError, distributed
 from lca_toolkit.job import JobError
 from mammo_models import CheckpointError
@@ -37,7 +38,13 @@ WORKER_DATA_ERRORS = ("ImageReadError", "ImageNotFoundError", "DataConfigError",
 
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the expected errors into one clear line and exit code 1 (no traceback)."""
+    """Turn the expected errors into a clear message and exit code 1 (no traceback).
+
+    The toolkit's own errors keep every reason and row they give (:func:`cli._errors.describe`);
+    an exception raised in the user's code (a job function, its ``loss_fn``, its model), of any
+    type, is shown with its place there and none of the toolkit's frames
+    (:func:`cli._errors.describe_user_error`).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,15 +55,17 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted; continue with --resume", err=True)
             sys.exit(130)
-        except EXPECTED_ERRORS as exc:
-            raise click.ClickException(
-                str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
-            ) from None
-        except RuntimeError as exc:  # a data error re-raised by torch from a DataLoader worker
-            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-            kind, _, message = last.partition(": ")
-            if str(exc).startswith("Caught ") and kind.endswith(WORKER_DATA_ERRORS) and message:
-                raise click.ClickException(message) from None
+        except Exception as exc:  # noqa: BLE001 - sorted below; the rest is re-raised
+            in_user_code = describe_user_error(exc)
+            if in_user_code is not None:
+                raise click.ClickException(in_user_code) from None
+            if isinstance(exc, EXPECTED_ERRORS):
+                raise click.ClickException(describe(exc)) from None
+            if isinstance(exc, RuntimeError):  # a data error re-raised from a DataLoader worker
+                last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+                kind, _, message = last.partition(": ")
+                if str(exc).startswith("Caught ") and kind.endswith(WORKER_DATA_ERRORS) and message:
+                    raise click.ClickException(message) from None
             raise
 
     return wrapper

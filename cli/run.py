@@ -255,9 +255,10 @@ def mammo(
 @click.option(
     "--quadrature",
     type=click.Choice(RULE_NAMES),
-    default="simpson",
+    default="adaptive",
     show_default=True,
-    help="LCA quadrature rule.",
+    help="LCA quadrature rule (adaptive: Simpson refined until the residual is below 0.1% of "
+    "the loss change, at most 16 panels).",
 )
 @click.option(
     "--arg",

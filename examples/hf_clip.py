@@ -72,15 +72,18 @@ def collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {**batch, "return_loss": True}  # CLIPModel returns its contrastive loss
 
 
-def main(out_dir: str | Path, steps: int = 40) -> Path:
-    """Train for ``steps`` optimizer steps; return the store's path."""
+def main(out_dir: str | Path, steps: int = 40, quadrature: str | None = None) -> Path:
+    """Train for ``steps`` optimizer steps; return the store's path.
+
+    ``quadrature`` picks the LCA rule (``None``: the Tracker's default).
+    """
     torch.manual_seed(0)
     out_dir = Path(out_dir)
     eval_set = pairs(32, seed=1)
     eval_batches = [collate(eval_set[i : i + 16]) for i in (0, 16)]  # the fixed subset E
     callback = LcaCallback(
         GROUPS, store=out_dir / "run.zarr", loss_fn=per_sample_loss, eval_batches=eval_batches,
-        lca_every=max(steps // 4, 1), store_mode="overwrite",
+        lca_every=max(steps // 4, 1), store_mode="overwrite", quadrature=quadrature,
     )
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"), max_steps=steps, per_device_train_batch_size=8,

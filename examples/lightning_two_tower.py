@@ -59,14 +59,17 @@ def data(n: int, seed: int) -> TensorDataset:
     return TensorDataset(xa, xb, y)
 
 
-def main(out_dir: str | Path, steps: int = 60) -> Path:
-    """Fit for ``steps`` optimizer steps; return the store's path."""
+def main(out_dir: str | Path, steps: int = 60, quadrature: str | None = None) -> Path:
+    """Fit for ``steps`` optimizer steps; return the store's path.
+
+    ``quadrature`` picks the LCA rule (``None``: the Tracker's default).
+    """
     torch.manual_seed(0)
     store = Path(out_dir) / "run.zarr"
     eval_batches = list(DataLoader(data(64, seed=1), batch_size=32))  # the fixed subset E
     callback = LcaCallback(
         GROUPS, store=store, loss_fn=per_sample_loss, eval_batches=eval_batches,
-        lca_every=max(steps // 6, 1), store_mode="overwrite",
+        lca_every=max(steps // 6, 1), store_mode="overwrite", quadrature=quadrature,
     )
     trainer = pl.Trainer(
         max_steps=steps, accumulate_grad_batches=2, gradient_clip_val=1.0, callbacks=[callback],

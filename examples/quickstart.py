@@ -21,7 +21,14 @@ from two_input_model import AudioImageNet, make_batches, per_sample_loss  # noqa
 from lca_toolkit import ParamGroups, Tracker, open_run  # noqa: E402
 
 
-def train(out: Path, epochs: int = 3, n_train: int = 1024, lca_every: int = 16) -> None:
+def train(
+    out: Path,
+    epochs: int = 3,
+    n_train: int = 1024,
+    lca_every: int = 16,
+    quadrature: str | None = None,
+) -> None:
+    """Train with the Tracker attached; ``quadrature`` picks the LCA rule (``None``: default)."""
     torch.manual_seed(0)
     model = AudioImageNet()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -40,6 +47,7 @@ def train(out: Path, epochs: int = 3, n_train: int = 1024, lca_every: int = 16) 
         loss_fn=per_sample_loss,
         eval_batches=eval_subset,
         lca_every=lca_every,
+        quadrature=quadrature,
     ) as tracker:
         for _ in range(epochs):
             model.train()

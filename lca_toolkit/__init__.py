@@ -24,6 +24,7 @@ from .groups import ParamGroups
 from .lca import LcaConfig, LcaEngine, LcaResult
 from .quadrature import AdaptiveOptions
 from .records import LcaRecord, Sink, StepBlock
+from .residual_check import LcaResidualWarning
 from .rundir import RunDir, RunState
 from .store import Run, Runs, RunWriter, open_run, open_runs
 from .tracker import Tracker
@@ -39,6 +40,7 @@ __all__ = [
     "LcaEngine",
     "LcaResult",
     "LcaRecord",
+    "LcaResidualWarning",
     "Run",
     "RunDir",
     "RunState",

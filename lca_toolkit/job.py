@@ -137,7 +137,7 @@ def run_job(
     store: str | os.PathLike[str],
     *,
     lca_every: int | None = None,
-    quadrature: str = "simpson",
+    quadrature: str = "adaptive",
     resume: bool = False,
     overwrite: bool = False,
     on_nonfinite: str = "stop",

@@ -61,14 +61,17 @@ class MemorySink:
     def flush(self) -> None:
         pass
 
-    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None:
+    def truncate(
+        self, *, last_step: int, last_epoch: int | None = None, last_lca_end: int | None = None
+    ) -> None:
         kept = []
         for b in self.steps:
             keep = b.step <= last_step
             if keep.any():
                 kept.append(_take_rows(b, keep))
         self.steps = kept
-        self.lca = [r for r in self.lca if r.end_step <= last_step]
+        lca_cut = last_step if last_lca_end is None else min(last_lca_end, last_step)
+        self.lca = [r for r in self.lca if r.end_step <= lca_cut]
         if last_epoch is not None:
             self.epochs = [(e, m) for e, m in self.epochs if e <= last_epoch]
 
@@ -114,7 +117,9 @@ class NullSink:
     def flush(self) -> None:
         pass
 
-    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None:
+    def truncate(
+        self, *, last_step: int, last_epoch: int | None = None, last_lca_end: int | None = None
+    ) -> None:
         pass
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:

@@ -78,11 +78,11 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed, grad_norms
+from ._tracker_lca import LcaSchedule
 from .errors import NonFiniteError, TrackerError
 from .groups import ParamGroups
 from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
 from .lca_config import lca_config_from
-from .lca_result import to_record
 from .mirrors import Mirror, open_mirror
 from .records import Sink, StepBlock
 from .sharding import ShardLayout, local, refuse_unsupported
@@ -92,7 +92,7 @@ NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
 """What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
 
 
-class Tracker:
+class Tracker(LcaSchedule):
     """Records per-group gradient norms every optimizer step and step-k LCA every k steps.
 
     Args:
@@ -385,74 +385,11 @@ class Tracker:
             return self.measure_lca()
         return None
 
-    def set_eval_batches(self, eval_batches: Iterable[Any]) -> LcaResult | None:
-        """Switch the evaluation subset E, e.g. to the samples of a new epoch.
-
-        An LCA interval never spans two E's, or its loss change would mix two different losses.
-        An interval with steps in it is closed now on the old E (a shorter interval ending at
-        this step) and its result returned; the next interval starts here, its left end
-        evaluated on the new E (one extra gradient pass), and later intervals count k steps from
-        here.
-
-        Resume: E is data, not part of :meth:`state_dict`. The caller constructs the resumed
-        Tracker with the E that was in force when the checkpoint was written, then calls
-        :meth:`load_state_dict`, and switches again only at the next boundary. Distributed: every
-        rank calls this at the same step with the same E.
-        """
-        self._check_open()
-        if self.engine is None:
-            if self._lca_stopped_at is not None:  # a loop may go on switching E every epoch
-                return None
-            raise TrackerError(
-                "set_eval_batches: LCA is off; construct the Tracker with lca_every=, loss_fn=, "
-                "eval_batches="
-            )
-        result = self.measure_lca() if self.engine.start_step < self.step else None
-        self.engine.reset_eval(eval_batches)
-        return result
-
     @property
     def sharded(self) -> bool:
         """The model is sharded with FSDP2: :meth:`state_dict` holds this rank's shards only, so
         every rank saves its own (``torch.save(state, f"tracker_rank{rank}.pt")``)."""
         return self._layout is not None
-
-    @property
-    def lca_active(self) -> bool:
-        """LCA is recorded from here on (built with LCA and :meth:`stop_lca` not called)."""
-        return self.engine is not None
-
-    @property
-    def lca_stopped_at(self) -> int | None:
-        """The step :meth:`stop_lca` ended LCA recording at (``None``: not stopped)."""
-        return self._lca_stopped_at
-
-    def stop_lca(self) -> LcaResult | None:
-        """End LCA recording for the rest of the run; gradient norms go on every step.
-
-        For runs that measure LCA over their first part only (LCA costs several gradient passes
-        over E per interval, norms cost nothing extra): an interval with steps in it is closed
-        now, on the current E, exactly as :meth:`set_eval_batches` closes one, and its result
-        returned, so the stored intervals end at this step. Then the LCA engine is released: no
-        further LCA pass runs, :meth:`set_eval_batches` does nothing, and the engine's
-        parameter-sized buffers are freed. The step is stored in the ``lca_stopped_at`` attribute
-        and in :meth:`state_dict`, so a run resumed after it stays stopped.
-
-        Calling it again, or on a Tracker without LCA, does nothing and returns ``None``.
-        Distributed: every rank calls it at the same step (the closing measurement is collective).
-        """
-        self._check_open()
-        if self.engine is None:
-            return None
-        result = self.measure_lca() if self.engine.start_step < self.step else None
-        self._release_lca(self.step)
-        return result
-
-    def _release_lca(self, step: int) -> None:
-        """Drop the LCA engine (and with it its buffers) and record where LCA stopped."""
-        self.engine = None
-        self._lca_stopped_at = int(step)
-        self.sink.update_attrs(lca_stopped_at=self._lca_stopped_at)
 
     def _append_row(self) -> None:
         """Close the row of the step that just ended (its norms are already in the buffer)."""
@@ -483,26 +420,6 @@ class Tracker:
         self._loss_sum, self._loss_count = None, 0
         if len(self._row_steps) == self._raw.shape[0]:
             self._transfer_rows()
-
-    def measure_lca(self) -> LcaResult:
-        """Measure LCA from the last snapshot to now (called by :meth:`after_step` every k steps
-        and by :meth:`set_eval_batches`)."""
-        if self.engine is None:
-            if self._lca_stopped_at is not None:
-                raise TrackerError(f"LCA was stopped at step {self._lca_stopped_at} (stop_lca)")
-            raise TrackerError(
-                "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
-            )
-        result = self.engine.measure(self.step)
-        record = to_record(result)
-        self.sink.append_lca(record)
-        if self.mirror is not None:
-            self.mirror.append_lca(record)
-        if self.engine.config.cumulative:
-            self.sink.write_cumulative_lca(
-                {k: v.cpu().numpy() for k, v in self.engine.cumulative().items()}, at_step=self.step
-            )
-        return result
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store per-epoch metrics (train/val AUC, losses...) in ``epochs/``."""
@@ -637,15 +554,33 @@ class Tracker:
         self._clear_rows()
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
         last_epoch = -1 if self._last_epoch is None else self._last_epoch
-        self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
+        if self.engine is not None and self.engine.start_step < self.step:
+            # An interval measured when that run ended (close()) is open again here.
+            self.sink.truncate(
+                last_step=self.step, last_epoch=last_epoch, last_lca_end=self.engine.start_step
+            )
+        else:
+            self.sink.truncate(last_step=self.step, last_epoch=last_epoch)
         if self.mirror is not None:
             self.mirror.truncate(last_step=self.step)
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:
-        """Flush everything, remove the optimizer hooks and mark the run's status."""
+        """Measure the open LCA interval (``finished`` only), flush everything, remove the
+        optimizer hooks and mark the run's status.
+
+        A run that ends with status ``finished`` measures the steps since the last snapshot as
+        a last interval (:meth:`measure_open_interval`); a failed or interrupted one does not
+        (its weights may be anything, and a resume continues the open interval instead).
+        """
         if self._closed:
             return
         try:
+            if status == "finished":
+                try:
+                    self.measure_open_interval()
+                except BaseException as exc:  # the store still closes, as failed
+                    status, reason = "failed", f"{type(exc).__name__}: {exc}"
+                    raise
             if status == "finished" or self._row_steps:
                 self._transfer_rows(reduce=status == "finished")
         finally:

@@ -9,7 +9,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._data import PlotError, RunsLike, aggregate, labelled_runs
+from ..lca_config import DEFAULT_RESIDUAL_TOL
+from ..residual_check import exceeding
+from ._data import PlotError, RunsLike, aggregate, config_value, labelled_runs
 from ._style import axes_list, draw_column, marker_kw, new_figure, root_figure
 
 COLUMNS: dict[str, tuple[str, str, dict]] = {
@@ -38,6 +40,28 @@ def residual_frame(run) -> pd.DataFrame:
     )
 
 
+def residual_tolerance(run) -> float | None:
+    """The run's ``residual_tol`` (stored in its config under ``tracker.lca``); stores written
+    before it was recorded take the default."""
+    return config_value(run, "tracker.lca.residual_tol", DEFAULT_RESIDUAL_TOL)
+
+
+def _mark_over_tolerance(ax: Axes, frames: Sequence[pd.DataFrame], tols: list) -> None:
+    """A red ring on each interval whose |residual| exceeds the run's tolerance of |loss change|."""
+    label = "|residual| > tolerance × |loss change|"
+    shown = set(t for t in tols if t is not None)
+    if len(shown) == 1:
+        label = f"|residual| > {100 * shown.pop():g}% of |loss change|"
+    for df, tol in zip(frames, tols, strict=True):
+        over = exceeding(df["residual"].to_numpy(), df["loss_change"].to_numpy(), tol)
+        if over.any():
+            ax.scatter(
+                df["end_step"][over], df["residual"][over], s=60, facecolors="none",
+                edgecolors="tab:red", linewidths=1.2, zorder=5, label=label,
+            )  # fmt: skip
+            label = "_" + label  # one legend entry for all runs
+
+
 def plot_residual(
     data: RunsLike,
     *,
@@ -52,6 +76,9 @@ def plot_residual(
     subset, ``L(end) - L(start)``, and the LCA summed over all groups; bottom panel: their
     difference, the residual. A residual small against the loss change means the per-group
     numbers can be trusted; a large one calls for a finer quadrature or a smaller ``lca_every``.
+    Intervals whose ``|residual|`` exceeds the run's ``residual_tol`` of ``|loss change|`` (the
+    tolerance the Tracker warned about, ``config.tracker.lca.residual_tol``) are ringed in red
+    in the residual panel.
 
     Several runs draw the mean over runs per ``end_step`` with a +/- one std band (ddof=1).
 
@@ -84,6 +111,7 @@ def plot_residual(
     else:
         axes = [ax] if isinstance(ax, Axes) else list(ax)
         top, bottom = axes_list(axes, 2, "plot_residual") if len(axes) != 1 else (axes[0],) * 2
+    tols = [residual_tolerance(run) for _, run in runs]
     agg = aggregate(frames, "end_step", list(COLUMNS)) if len(frames) > 1 else None
     markers = marker_kw(max(len(f) for f in frames))
     for column, (label, color, kw) in COLUMNS.items():
@@ -91,6 +119,7 @@ def plot_residual(
         draw_column(
             target, frames, agg, column, "end_step", color=color, label=label, **markers, **kw
         )
+    _mark_over_tolerance(bottom, frames, tols)
     if title is None:
         who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
         title = f"LCA completeness per interval — {who}"

@@ -439,12 +439,21 @@ class StoreFile:
         grp.attrs.update({"columns": list(columns)})
 
     # ====================================================================== truncating
-    def truncate(self, last_step: int, last_epoch: int | None, *, allow_gaps: bool = False) -> None:
+    def truncate(
+        self,
+        last_step: int,
+        last_epoch: int | None,
+        *,
+        allow_gaps: bool = False,
+        last_lca_end: int | None = None,
+    ) -> None:
         """Cut the store back to a checkpoint: publish the smaller counts first, then shrink.
 
-        Drops step rows with ``step > last_step``, LCA rows with ``end_step > last_step``, epoch
-        rows with ``epoch > last_epoch`` (none when ``last_epoch`` is ``None``), and the
-        cumulative LCA arrays if they were written after ``last_step``.
+        Drops step rows with ``step > last_step``, LCA rows with ``end_step > last_lca_end``
+        (``last_step`` when ``None``; the checkpoint's last snapshot, so an interval measured
+        when the earlier run ended is open again), epoch rows with ``epoch > last_epoch`` (none
+        when ``last_epoch`` is ``None``), and the cumulative LCA arrays if they were written
+        after the LCA cut.
 
         Raises:
             RecordError: the store ends before ``last_step`` and ``allow_gaps`` is false.
@@ -459,15 +468,16 @@ class StoreFile:
                 "allow_step_gaps=True"
             )
         ends = np.asarray(self._arrays["lca"]["end_step"][: self._rows["lca"]])
+        lca_cut = last_step if last_lca_end is None else min(last_lca_end, last_step)
         epochs = np.asarray(self._arrays["epochs"]["epoch"][: self._rows["epochs"]])
         rows = {
             "steps": int(np.searchsorted(steps, last_step, side="right")),
-            "lca": int(np.searchsorted(ends, last_step, side="right")),
+            "lca": int(np.searchsorted(ends, lca_cut, side="right")),
             "epochs": len(epochs)
             if last_epoch is None
             else int(np.searchsorted(epochs, last_epoch, side="right")),
         }
-        drop_cumulative = self._cumulative_at is not None and self._cumulative_at > last_step
+        drop_cumulative = self._cumulative_at is not None and self._cumulative_at > lca_cut
         try:
             if rows != self._rows or drop_cumulative:
                 self._generation += 1

@@ -97,6 +97,7 @@ class Truncate:
     last_epoch: int | None
     allow_gaps: bool
     done: concurrent.futures.Future[Any] = field(default_factory=_future, compare=False)
+    last_lca_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -254,9 +255,11 @@ class StoreWorker:
         match request:
             case Flush():
                 return None
-            case Truncate(last_step, last_epoch, allow_gaps):
+            case Truncate(last_step, last_epoch, allow_gaps, last_lca_end=lca_end):
                 try:
-                    self._file.truncate(last_step, last_epoch, allow_gaps=allow_gaps)
+                    self._file.truncate(
+                        last_step, last_epoch, allow_gaps=allow_gaps, last_lca_end=lca_end
+                    )
                 except RecordError:
                     raise  # a checkpoint the store cannot honour; the store is unchanged
                 except StoreError as err:

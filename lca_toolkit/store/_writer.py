@@ -314,13 +314,16 @@ class RunWriter:
         self._check_usable()
         self._worker.call(Flush())
 
-    def truncate(self, *, last_step: int, last_epoch: int | None = None) -> None:
+    def truncate(
+        self, *, last_step: int, last_epoch: int | None = None, last_lca_end: int | None = None
+    ) -> None:
         """Cut the store back to a checkpoint, before a resumed run appends again; blocks.
 
-        Drops step rows with ``step > last_step``, LCA rows with ``end_step > last_step``, epoch
-        rows with ``epoch > last_epoch`` (none when ``last_epoch`` is ``None``), and the
-        cumulative LCA arrays if they were written after ``last_step``. The next appended step
-        must be ``last_step + 1``.
+        Drops step rows with ``step > last_step``, LCA rows with ``end_step > last_lca_end``
+        (``last_step`` when ``None``: the checkpoint's last LCA snapshot), epoch rows with
+        ``epoch > last_epoch`` (none when ``last_epoch`` is ``None``), and the cumulative LCA
+        arrays if they were written after the LCA cut. The next appended step must be
+        ``last_step + 1``.
 
         Raises:
             RecordError: the store's last step is before ``last_step`` (rows that the checkpoint
@@ -330,7 +333,9 @@ class RunWriter:
         last_step = int(last_step)
         last_epoch = None if last_epoch is None else int(last_epoch)
         with self._lock:
-            lca_end, epoch = self._worker.call(Truncate(last_step, last_epoch, self._allow_gaps))
+            lca_end, epoch = self._worker.call(
+                Truncate(last_step, last_epoch, self._allow_gaps, last_lca_end=last_lca_end)
+            )
             self._next_step = last_step + 1
             self._last_lca_end = lca_end
             self._last_epoch = epoch

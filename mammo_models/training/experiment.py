@@ -27,7 +27,6 @@ unwrapped model while the other ranks wait at their next collective; only rank 0
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 
 from lca_toolkit import Tracker, distributed, open_run
 from lca_toolkit.rundir import restore_rng, rng_states
-from lca_toolkit.store import check_writable, nearest_existing
+from lca_toolkit.store import check_writable
 
 from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
@@ -275,7 +274,7 @@ class Experiment:
             model, distributed.per_rank_batch_size(c.batch_size), synced=c.sync_bn
         )
         optimizer, lr_info = self._build_optimizer(model)
-        check_room(c.checkpoint_dir, model)
+        checkpoint.check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
         tp = c.train_preset
         record = c.record
@@ -405,10 +404,16 @@ class Experiment:
         )
         val_loader = eval_loader(run_data.val, c.train_preset.eval_batch_size, c.num_workers)
         subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
-        stop = False
+        stop = False  # --max-steps N: N steps in all, counted across resumes
+
+        def at_limit() -> bool:
+            return c.max_steps is not None and tracker.step >= c.max_steps
+
         new_e_each_epoch = c.record.lca and c.record.lca_set == "epoch"
         lca_epochs = c.record.lca_epochs
         while epoch < n_epochs and not stop:
+            if start == 0 and at_limit():  # resumed where the limit ended an epoch
+                break
             # --lca-epochs N: LCA ends before epoch N's first step, its open interval closed on
             # the E in force. A checkpoint written at the end of epoch N - 1 (start 0) predates
             # the stop and stops here; one written later holds a stopped Tracker already.
@@ -422,6 +427,9 @@ class Experiment:
             run_data.train.set_epoch(epoch)
             model.train()
             for batch in run_data.loader:
+                if at_limit():  # before the step: a resumed run at the limit trains none
+                    stop = True
+                    break
                 batch = run_data.to_model_batch(batch, self.device)
                 optimizer.zero_grad(set_to_none=True)
                 outputs = self._forward(batch)
@@ -440,9 +448,6 @@ class Experiment:
                     bar.set_postfix(loss=f"{loss.item():.3f}", best_val_auc=shown, refresh=False)
                 if self.on_step is not None:
                     self.on_step(tracker.step)
-                if c.max_steps is not None and tracker.step >= c.max_steps:
-                    stop = True
-                    break
                 if self.checkpoint_every and tracker.step % self.checkpoint_every == 0:
                     self._save_last(model, optimizer, tracker, epoch, start, acc, best)
             partial = start < steps_per_epoch  # --max-steps stopped inside the epoch
@@ -480,6 +485,7 @@ class Experiment:
             epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
             self._save_last(model, optimizer, tracker, epoch, start, acc, best)
         bar.close()
+        tracker.measure_open_interval()  # the last steps since a snapshot: intervals tile the run
         if tracker.lca_stopped_at is not None:
             self.notes.append(
                 f"LCA recorded during the first {lca_epochs} epoch(s) only, up to step "
@@ -560,33 +566,6 @@ def _eval_epoch(state: dict[str, Any] | None) -> int:
         return 0
     epoch, start = int(state["epoch"]), int(state["start"])
     return epoch if start > 0 or epoch == 0 else epoch - 1
-
-
-def check_room(directory: Path, model: torch.nn.Module) -> None:
-    """Refuse to start when a checkpoint cannot fit: free disk space or the file-size limit.
-
-    The checkpoint holds at least the model and Adam's two moment buffers (3x the parameter
-    bytes); LCA snapshots add more, so passing this check does not guarantee the saves, it only
-    catches the hopeless cases before hours of training.
-    """
-    need = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
-    existing = nearest_existing(directory)
-    free = shutil.disk_usage(existing).free
-    if free < need:
-        raise OSError(
-            f"not enough disk space for checkpoints in {directory}: {free / 2**20:.1f} MiB free, "
-            f"a checkpoint needs at least {need / 2**20:.1f} MiB"
-        )
-    try:
-        import resource  # POSIX only
-    except ImportError:
-        return
-    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if limit != resource.RLIM_INFINITY and limit < need:
-        raise OSError(
-            f"the file-size limit (ulimit -f) of {limit / 2**20:.1f} MiB is below the size of a "
-            f"checkpoint in {directory} (at least {need / 2**20:.1f} MiB); raise the limit"
-        )
 
 
 RESUME_MAY_CHANGE: frozenset[str] = frozenset(

@@ -64,6 +64,8 @@ def test_the_same_command_with_resume_added_continues_the_run(tmp_path):
     code, text = lca_run(*command, "--resume", "--workers", "0")
     assert code == 0, text
     assert "resuming at epoch 0, step 2" in text and "do not pass" not in text
+    assert "steps: 2 over 1 epochs" in text  # --max-steps 2 means 2 steps in all
+    assert open_run(out).array("steps/step").tolist() == [1, 2]
     code, text = lca_run(*[a for a in command if a not in ("--max-steps", "2")], "--resume")
     assert code == 0, text
     run = open_run(out)

@@ -188,6 +188,7 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted(synth, tmp_path):
     wa = torch.load(f"{reference}.ckpt/last.pt", weights_only=False)["model"]
     wb = torch.load(f"{killed}.ckpt/last.pt", weights_only=False)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.array("lca/end_step").tolist() == [3, 6, 8]  # 8 steps, k = 3: the last one too
 
 
 def test_job_runs_the_example(tmp_path):

@@ -83,7 +83,7 @@ def test_event_files_hold_every_step_and_interval_of_the_store(tmp_path):
     assert "grad_norm/bn_buffers" not in got  # NaN (not measured) is left out
 
     ends = lca["end_step"].to_numpy()
-    assert ends.tolist() == [3, 6, 9]
+    assert ends.tolist() == [3, 6, 9, 10]  # the last interval is measured at close()
     for g in run.groups:  # every interval's LCA and error estimate, per group
         for tag, column in ((f"lca/{g}", f"lca/{g}"), (f"lca_error/{g}", f"error/{g}")):
             np.testing.assert_array_equal(got[tag][0], ends, err_msg=tag)
@@ -118,7 +118,7 @@ def test_a_failing_writer_warns_once_and_training_and_store_go_on(tmp_path, monk
     assert run.status == "finished"
     for name in ("steps/step", "steps/grad_norm", "steps/loss", "lca/by_group", "lca/residual"):
         np.testing.assert_array_equal(run.array(name), plain.array(name), err_msg=name)
-    assert len(run.steps()) == 10 and len(run.lca()) == 3 and len(run.epochs()) == 1
+    assert len(run.steps()) == 10 and len(run.lca()) == 4 and len(run.epochs()) == 1
     for p, q in zip(tracker.model.parameters(), reference.model.parameters()):
         assert torch.equal(p, q)  # training unchanged
 

@@ -51,7 +51,7 @@ def test_dataset_values_and_coords_equal_the_frames(store):
     steps, lca = run.steps(), run.lca()
 
     assert ds.grad_norm.dims == ("step", "group") and ds.by_group.dims == ("interval", "group")
-    assert ds.sizes["step"] == 8 and ds.sizes["interval"] == 2 and ds.sizes["epoch"] == 2
+    assert ds.sizes["step"] == 8 and ds.sizes["interval"] == 3 and ds.sizes["epoch"] == 2
     assert ds["group"].values.tolist() == run.groups
     np.testing.assert_array_equal(ds["step"], steps["step"])
     np.testing.assert_array_equal(ds["start_step"], lca["start_step"])

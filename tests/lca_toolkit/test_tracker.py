@@ -161,7 +161,7 @@ def _run(with_tracker: bool, steps: int = 7, seed: int = 3):
 def test_training_with_and_without_recording_is_bit_identical():
     on, opt_on, tracker = _run(True)
     off, opt_off, _ = _run(False)
-    assert len(tracker.sink.lca) == 3  # LCA really ran (steps 2, 4, 6)
+    assert len(tracker.sink.lca) == 4  # LCA really ran (steps 2, 4, 6, and 7 at close())
     for (name, a), (_, b) in zip(on.state_dict().items(), off.state_dict().items()):
         assert torch.equal(a, b), name
     state_on, state_off = opt_on.state_dict()["state"], opt_off.state_dict()["state"]

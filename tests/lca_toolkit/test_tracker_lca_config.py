@@ -54,7 +54,7 @@ def test_config_object_and_flat_keywords_measure_the_same(tmp_path):
     whole.close()
     flat.close()
     records = open_run(tmp_path / "run.zarr").lca()
-    assert len(records) == len(flat.sink.lca) == 2
+    assert len(records) == len(flat.sink.lca) == 3  # (0, 3], (3, 6], and (6, 7] at close()
     np.testing.assert_array_equal(
         records["residual"].to_numpy(), [r.residual for r in flat.sink.lca]
     )
@@ -76,6 +76,7 @@ def test_store_config_holds_every_field(tmp_path):
         "bn_policy": "train",
         "per_tensor": True,
         "cumulative": True,
+        "residual_tol": 0.1,
     }
     assert LcaConfig.from_record(stored) == CONFIG
 
@@ -132,7 +133,8 @@ def test_record_round_trip_and_older_stores():
         "bn_policy": "interpolate",
     }
     config = LcaConfig.from_record(older)
-    assert config == LcaConfig(every=5) and not config.per_tensor and not config.cumulative
+    assert config == LcaConfig(every=5, quadrature="simpson")
+    assert not config.per_tensor and not config.cumulative and config.residual_tol == 0.1
     with pytest.raises(LcaError, match="unknown LCA config field"):
         LcaConfig.from_record({**older, "panels": 4})
     with pytest.raises(LcaError, match="no 'every'"):

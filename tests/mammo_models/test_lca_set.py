@@ -139,7 +139,8 @@ def test_epoch_set_closes_intervals_at_epoch_boundaries_and_resumes_with_the_sam
     assert (epochs, steps_per_epoch, run.config["tracker"]["lca"]["every"]) == (2, 4, 3)
     lca = run.lca()
     spans = lca[["start_step", "end_step"]].values.tolist()
-    assert spans == [[0, 3], [3, 4], [4, 7]]  # (3, 4] is closed at the boundary after step 4
+    # (3, 4] is closed at the boundary after step 4, (7, 8] when the run ends.
+    assert spans == [[0, 3], [3, 4], [4, 7], [7, 8]]
     for start, end in spans:
         assert start // steps_per_epoch == (end - 1) // steps_per_epoch, (start, end)
     # The interval after the boundary starts on epoch 1's E: another loss at the same weights.
