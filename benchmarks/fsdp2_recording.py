@@ -19,7 +19,9 @@ sharded) and measures, interleaved, per repeat:
 
 With GPUs it starts one rank per GPU (NCCL); on the CPU, 2 gloo ranks.
 
-Prints one Markdown table (the slowest rank's medians, ratios with min-max over repeats).
+Prints one Markdown table, one row per measurement (``| measured | result | against, how |``,
+the rows ``make gpu-bench`` collects): the slowest rank's medians, ratios with min-max over
+repeats.
 """
 
 from __future__ import annotations
@@ -231,17 +233,21 @@ def main() -> None:
         return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
     mib = 2**20
-    print(
-        "| model | ranks | step alone | tracker / step | LCA (Simpson) | floor (2 passes) | "
-        "LCA / floor | engine per rank | unsharded engine |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    what = f"two towers, {r['params']:,} parameters, {r['world']} ranks, {r['device']}"
     held = ", ".join(f"{h / mib:.2f}" for h in r["held"])
+    print("| measured | result | against, how |")
+    print("| --- | --- | --- |")
     print(
-        f"| two towers, {r['params']:,} parameters, {r['device']} | {r['world']} | "
-        f"{m['plain'] * 1e3:.1f} ms | {spread(ratios['tracker'])} | {m['lca'] * 1e3:.1f} ms | "
-        f"{m['floor'] * 1e3:.1f} ms | {spread(ratios['lca'])} | {held} MiB | "
-        f"{r['unsharded'] / mib:.2f} MiB |"
+        f"| FSDP2 step recorded by the Tracker ({what}) | {spread(ratios['tracker'])} x the "
+        f"step alone | step alone {m['plain'] * 1e3:.1f} ms; median (min-max) over repeats |"
+    )
+    print(
+        f"| one Simpson LCA measurement ({what}) | {spread(ratios['lca'])} x its floor | "
+        f"floor: 2 plain passes over E, {m['floor'] * 1e3:.1f} ms; LCA {m['lca'] * 1e3:.1f} ms |"
+    )
+    print(
+        f"| LCA engine memory per rank ({what}) | {held} MiB | the unsharded engine "
+        f"{r['unsharded'] / mib:.2f} MiB (snapshot and endpoint gradient) |"
     )
 
 

@@ -129,7 +129,9 @@ def test_an_error_in_the_users_code_names_its_place(tmp_path, fail, message, whe
     job = tmp_path / f"bad_job_{fail}.py"  # one module name per case: imports are cached
     job.write_text(BAD_JOB)
     out = tmp_path / "run.zarr"
-    code, text = lca_run("job", f"{job}:make_job", "--arg", f"fail={fail}", "--out", out)
+    code, text = lca_run(
+        "job", f"{job}:make_job", "--arg", f"fail={fail}", "--out", out, "--quiet"
+    )  # (no progress bar in the output read here)
     assert code == 1
     lines = text.strip().splitlines()
     assert lines[0] == f"Error: {message}"

@@ -138,11 +138,6 @@ def test_per_setting_kinds_draw_one_figure_per_setting(tmp_path):
             "{paths} have no LCA intervals (recorded without lca_every)",
         ),
         ("curves", {"n_epochs": 0}, "{paths} have no epoch metrics"),
-        (
-            "curves",
-            {"epoch_metrics": ("train_acc",)},
-            "no store has the epoch metrics ['train_auc', 'val_auc']",
-        ),
         ("lr-dist", {}, "no store has config 'experiment.split_lr' (Split Learning Rates runs)"),
         ("table", {}, "{paths} have neither test predictions nor stored test results"),
     ],
