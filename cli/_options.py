@@ -118,7 +118,7 @@ def common_training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default="demo",
             show_default=True,
             help="What a run takes on 2 CPU cores, measured: tiny (tests: 2 epochs in 10 s on idle "
-            "cores, 30-40 s beside other work), small (make figures: 48-54 s a uni-view run, "
+            "cores, 28-82 s beside other work), small (make figures: 48-54 s a uni-view run, "
             "63-135 s a Joint ResNet with LCA), demo (make demo: 3 min 49 s on idle cores), paper "
             "(full resolution: use a GPU).",
         ),

@@ -126,10 +126,12 @@ NOT_SETTINGS: frozenset[str] = frozenset(
         "world_size",
         "pretrained",
         "n_epochs",
+        "blend_estimation",
     }
 )
-"""Config keys that differ between runs of one setting (seeds, paths, machines, derived values);
-the automatic grouping (:func:`differing_paths`) never splits runs by them."""
+"""Config keys that differ between runs of one setting (seeds, paths, machines, values derived
+or estimated per run such as Gradient Blending's weights); the automatic grouping
+(:func:`differing_paths`) never splits runs by a path that passes through one of them."""
 
 
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -145,7 +147,7 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 def differing_paths(runs: Sequence[tuple[str, Any]]) -> list[str]:
     """The config paths whose values differ between runs: what makes them different settings.
 
-    Only paths every run has count, and never those whose last key is in :data:`NOT_SETTINGS`
+    Only paths every run has count, and never those through a key of :data:`NOT_SETTINGS`
     (a sweep of two learning rates over three seeds is two settings, not six). Paths that split
     the runs exactly as another one does are kept (a learning rate and a model that differ
     together are both named), except the Tracker's own copies: ``tracker.lca.every`` is left
@@ -163,7 +165,7 @@ def differing_paths(runs: Sequence[tuple[str, Any]]) -> list[str]:
     kept: list[str] = []
     partitions: set[tuple[int, ...]] = set()
     for path in common:
-        if path.rsplit(".", 1)[-1] in NOT_SETTINGS:
+        if NOT_SETTINGS.intersection(path.split(".")):
             continue
         keys = [setting_key(leaf[path]) for leaf in leaves]
         if len(set(keys)) < 2:

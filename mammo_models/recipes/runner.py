@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,8 @@ class RunOutcome:
     seconds: float = 0.0
     test_auc: float = math.nan
     message: str = ""
+    warnings: tuple[str, ...] = ()
+    """What the run warned about, each once (printed under its line, not from the worker)."""
 
 
 def _wanted(config: ExperimentConfig) -> dict[str, Any]:
@@ -83,16 +86,27 @@ def _remove(config: ExperimentConfig) -> None:
     run_dir.remove()
 
 
-def train_one(config: ExperimentConfig, resume: bool, threads: int) -> tuple[float, float]:
+def train_one(
+    config: ExperimentConfig, resume: bool, threads: int
+) -> tuple[float, float, tuple[str, ...]]:
     """Train one run (in a worker process, or in this one with ``jobs=1``, whose thread count
-    is put back afterwards); returns ``(seconds, test AUC)``."""
+    is put back afterwards); returns ``(seconds, test AUC, warnings)``.
+
+    Warnings are collected, each once, and handed back as one-line messages: a worker's
+    warnings would otherwise reach the terminal as Python prints them, source line and all,
+    through the parent's progress bar.
+    """
     before = torch.get_num_threads()
     if threads > 0:
         torch.set_num_threads(threads)
     try:
-        t0 = time.perf_counter()
-        result = Experiment(config, resume=resume, progress=False, echo=lambda _: None).run()
-        return time.perf_counter() - t0, result.test_auc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            result = Experiment(config, resume=resume, progress=False, echo=lambda _: None).run()
+            seconds = time.perf_counter() - t0
+        notes = tuple(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+        return seconds, result.test_auc, notes
     finally:
         torch.set_num_threads(before)
 
@@ -167,6 +181,8 @@ def run_all(
         took = f" in {outcome.seconds:.0f} s" if outcome.seconds else ""
         detail = f": {outcome.message}" if outcome.message else ""
         echo(f"[{len(outcomes)}/{total}] {spec.name}: {outcome.status}{took}{extra}{detail}")
+        for note in outcome.warnings:
+            echo(f"  warning: {note}")
         if on_done is not None:
             on_done(outcome)
 
@@ -202,8 +218,8 @@ def run_all(
                     continue
                 if pool is None:
                     try:
-                        seconds, auc = train_one(config, resume, threads)
-                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc))
+                        seconds, auc, notes = train_one(config, resume, threads)
+                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc, warnings=notes))
                     except Exception as exc:  # noqa: BLE001
                         finish(spec, RunOutcome(spec.name, "failed", message=_one_line(exc)))
                 else:
@@ -214,8 +230,8 @@ def run_all(
                 for future in done:
                     spec, _config = running.pop(future)
                     try:
-                        seconds, auc = future.result()
-                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc))
+                        seconds, auc, notes = future.result()
+                        finish(spec, RunOutcome(spec.name, "trained", seconds, auc, warnings=notes))
                     except BrokenProcessPool:  # a worker died (killed, out of memory)
                         broken = True
                         message = "its worker process died; run the command again to resume it"

@@ -98,7 +98,7 @@ def test_one_epoch_and_a_long_title_are_drawn_legibly(tmp_path):
     assert ax.get_lines()[0].get_xdata().tolist() == [1]
 
 
-def test_auc_bands_stay_within_0_and_1_and_views_keep_their_colours(tmp_path):
+def test_auc_bands_stay_within_0_and_1_and_no_metric_takes_a_views_colour(tmp_path):
     # val AUC 0.99 and 0.5 in two runs: mean 0.745, std 0.35, so mean + std is 1.09
     paths = [
         stores.write_store(
