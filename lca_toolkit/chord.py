@@ -74,6 +74,43 @@ class ChordIntegral:
         return self.error_alpha * lca_by_tensor + self.error_rest
 
 
+def covering_error(error: Tensor, lca: Tensor, residual: Tensor) -> Tensor:
+    """(G,) per-group error estimates made to cover the interval's known error, the residual.
+
+    Why: the true LCA of the groups sums to the loss change exactly, so the true per-group
+    errors ``eps_g = LCA_g - true_g`` sum to the residual up to sign (``sum_g eps_g = -r``). An
+    estimate can only cover every group's error (``e_g >= |eps_g|``) if
+    ``sum_g e_g >= sum_g |eps_g| >= |r|`` (triangle inequality). The rule-minus-cruder estimate
+    does not always satisfy that (it misses what both rules get wrong), so the shortfall
+    ``max(0, |r| - sum_g e_g)`` is added to the groups in proportion to their ``|LCA_g|``, the
+    share of the integral each group carries (equal shares when every ``|LCA_g|`` is 0).
+
+    Claim: ``sum_g e'_g >= |r|``. Proof: if ``sum_g e_g >= |r|`` nothing is added and the sum
+    is unchanged; otherwise the weights ``w_g = |LCA_g| / sum_h |LCA_h|`` (or ``1/G``) sum to 1,
+    so ``sum_g e'_g = sum_g e_g + (|r| - sum_g e_g) = |r|``. The shortfall is multiplied by
+    ``1 + 1e-12`` so that rounding in the weights' sum cannot leave the total a hair below
+    ``|r|``. Each ``e'_g >= e_g >= 0``: covering never shrinks an estimate. It is still an
+    estimate, not a bound: how often it misses the true per-group error is measured in
+    ``BENCHMARKS.md`` (``benchmarks/lca_error_coverage.py``).
+
+    Args:
+        error: (G,) float64 non-negative estimates (rule minus cruder rule, per group).
+        lca: (G,) float64 per-group LCA of the interval.
+        residual: 0-d float64, ``loss_end - loss_start - lca.sum()``.
+
+    Everything stays on the tensors' device: no host synchronisation.
+    """
+    short = (residual.abs() - error.sum()).clamp(min=0) * (1 + 1e-12)
+    size = lca.abs()
+    total = size.sum()
+    weight = torch.where(
+        total > 0,
+        size / total.clamp(min=torch.finfo(size.dtype).tiny),
+        torch.full_like(size, 1.0 / max(1, size.numel())),
+    )
+    return error + short * weight
+
+
 def _dots(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
     """(T,) float64: ``<a_t, b_t>`` per tensor, accumulated in the tensors' dtype.
 

@@ -21,9 +21,10 @@ trapezoid on its nodes 0, 1/2, 1 (weights 1/4, 1/2, 1/4), Lobatto-4 with the com
 on its 4 nodes, trapezoid and first-order with each other (trapezoid minus left point), and the
 adaptive rule's last level with the level before it (with one level, with the composite trapezoid
 on its nodes). The signed per-tensor differences are summed within each group, then the absolute
-value is taken. It is the error of the cruder estimate up to the rule's own, so for a smooth
-integrand it is conservative: it bounds the rule's error rather than estimating it (first-order
-excepted: there it estimates first-order's own error). It needs no parameter-sized buffer
+value is taken. It is the error of the cruder estimate up to the rule's own: an estimate, not a
+bound (first-order excepted: there it estimates first-order's own error). The group estimates are
+then raised, where needed, to sum to at least the interval's |residual|, the error that is known
+(:func:`~lca_toolkit.chord.covering_error`). It needs no parameter-sized buffer
 either, only scalars per tensor ``t``: for the fixed rules the difference is rewritten as
 ``alpha * LCA_t + sum_j beta_j <D_t, g_t(s_j)>`` over the interior nodes (the right end for
 trapezoid and first-order; see :func:`~lca_toolkit.quadrature.error_split`), so Simpson takes one
