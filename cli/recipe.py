@@ -22,7 +22,8 @@ from mammo_models.training.sweep import parse_seeds
     type=click.Choice(list(TRAIN_PRESETS)),
     default="small",
     show_default=True,
-    help="small (make figures: 2 CPU cores, under 45 minutes), paper (the paper's scale, GPU).",
+    help="small (make figures on 2 CPU cores; its measured time is in BENCHMARKS.md), paper "
+    "(the paper's scale, GPU).",
 )
 @click.option(
     "--runs",

@@ -54,7 +54,9 @@ class Interval:
 
     Attributes:
         values: the statistic per run.
-        extra: ``q``, the half-width of the other error sources, added to the seeds' part.
+        extra: ``q``, the half-width of the other error sources, added to the seeds' part;
+            ``inf`` where that error is known to be unbounded (a test set too small for
+            DeLong's variance), so nothing is decided.
         confidence: the interval's coverage (0.95).
     """
 
@@ -63,10 +65,10 @@ class Interval:
     confidence: float = CONFIDENCE
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.extra) and self.extra >= 0):
+        if math.isnan(self.extra) or self.extra < 0:
             raise StatisticError(
-                f"the added error term must be finite and >= 0, got {self.extra!r} (a run "
-                "without an error estimate has no interval; it does not count as 0)"
+                f"the added error term must be >= 0, got {self.extra!r} (a run without an "
+                "error estimate has no interval; it does not count as 0)"
             )
 
     @property

@@ -285,7 +285,7 @@ INTERVAL_NOTE = (
 )
 
 
-def _interval(value: float, margin: float) -> str:
+def interval_text(value: float, margin: float) -> str:
     """`` [low, high]`` of a 95% interval, or nothing when it is not known."""
     if not (math.isfinite(value) and math.isfinite(margin)):
         return ""
@@ -314,11 +314,11 @@ def to_markdown(df: pd.DataFrame, tasks: Sequence[str] = TASKS, *, title: str | 
             cells.append(
                 _fmt(mean)
                 + (f" ± {std:.3f}" if math.isfinite(std) else "")
-                + _interval(mean, r.get(f"{t}_auc_margin", math.nan))
+                + interval_text(mean, r.get(f"{t}_auc_margin", math.nan))
             )
             ens_auc = r[f"{t}_ensemble_auc"]
             cells.append(
-                _fmt(ens_auc) + _interval(ens_auc, r.get(f"{t}_ensemble_margin", math.nan))
+                _fmt(ens_auc) + interval_text(ens_auc, r.get(f"{t}_ensemble_margin", math.nan))
             )
         lines.append("| " + " | ".join(cells) + " |")
     if any(f"{t}_auc_margin" in df for t in tasks):

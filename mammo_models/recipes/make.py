@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data import get_preset, with_testbed
-from ..training import TRAIN_PRESETS, RecordConfig
+from ..training import TRAIN_PRESETS, DataSource, RecordConfig
 from .catalog import RECIPES, Recipe, resolve
 from .render import Rendered
 from .runner import RunOutcome, run_all
@@ -98,7 +98,8 @@ def count_lines(specs: dict[str, list[RunSpec]], settings: RecipeSettings) -> li
 
 
 def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) -> str:
-    """The ``lca-run recipe`` command line that makes ``names`` with settings ``s``."""
+    """The ``lca-run recipe`` command line that makes ``names`` with settings ``s``: every option
+    that differs from its default, so that the page names the command that was run."""
     parts = ["lca-run recipe", *names, f"--preset {s.preset}"]
     if s.search != "fixed":
         parts.append(f"--search {s.search}")
@@ -118,8 +119,19 @@ def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) ->
     ):
         if value is not None:
             parts.append(f"{option} {value}")
+    if s.seeds != default.seeds:
+        parts.append(f"--seeds {','.join(map(str, s.seeds))}")
+    if s.epochs is not None:
+        parts.append(f"--epochs {s.epochs}")
     if s.data.kind == "manifest":
         parts.append(f"--manifest {s.data.manifest}")
+        if s.data.data_root is not None:
+            parts.append(f"--data-root {s.data.data_root}")
+    else:
+        if s.data.testbed != DataSource().testbed:
+            parts.append(f"--testbed {s.data.testbed}")
+        if Path(s.data.synthetic_root) != DataSource().synthetic_root:
+            parts.append(f"--synthetic-root {s.data.synthetic_root}")
     parts += [f"--runs {s.runs_dir}", f"--figures {s.figures_dir}", f"--jobs {jobs}"]
     return " ".join(parts)
 
@@ -169,8 +181,8 @@ def departures(s: RecipeSettings) -> list[str]:
     if s.preset != "paper":
         out.append(
             f"Scale: images, epochs ({tp.epochs}) and LCA subset ({tp.lca_subset} breasts) are "
-            "scaled down so that every figure and table is made in under an hour on 2 CPU cores "
-            "(`--preset paper` restores the paper's)."
+            "scaled down so that every figure and table is made on 2 CPU cores (this page's "
+            "header gives the time it took) (`--preset paper` restores the paper's)."
         )
     lca = [
         "LCA runs (Figures 4-7) use image-only inputs (the paper's LCA runs used the image + "

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lca_toolkit import open_run, open_runs
+from lca_toolkit.errors import StatisticError
 from lca_toolkit.plots import (
     auc_table,
     plot_cumulative_lca,
@@ -284,7 +285,13 @@ def _paired_test_error(runs: dict, row: str) -> float:
         return 0.0
     members = [runs[(row, sd)] for sd in seeds] + [runs[("joint", sd)] for sd in seeds]
     n = len(seeds)
-    return auc_covariance(members).half_width([1 / n] * n + [-1 / n] * n)
+    try:
+        cov = auc_covariance(members)
+    except StatisticError as exc:
+        if "at least 2 positives" not in str(exc):
+            raise  # runs without predictions: an error, not a zero
+        return math.inf  # a test set too small for a variance: nothing is decided
+    return cov.half_width([1 / n] * n + [-1 / n] * n)
 
 
 def _ranking_caveat(df: pd.DataFrame) -> list[str]:

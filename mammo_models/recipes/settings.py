@@ -21,8 +21,9 @@ class RecipeSettings:
     """Settings of ``lca-run recipe`` (and ``make figures``).
 
     The defaults follow the paper wherever its choice is stated, and fix what the paper chose by
-    search where a search would not fit in the 45 minutes ``make figures`` may take on 2 CPU
-    cores (each departure is listed in ``figures/README.md``).
+    search where a search would not fit in the time ``make figures`` may take on 2 CPU cores
+    (about an hour; the measured time is in BENCHMARKS.md; each departure is listed in
+    ``figures/README.md``).
 
     Attributes:
         runs_dir: one run store per run, under ``<runs_dir>/<preset>/`` so presets never mix.

@@ -37,9 +37,10 @@ def test_one_run_decides_nothing_and_a_missing_error_is_not_zero():
     assert one.n == 1 and math.isnan(one.margin) and math.isnan(one.low)
     assert one.side(0.5) == UNDECIDED
     assert t_interval([]).side(0.0) == UNDECIDED
-    for bad in (math.nan, -0.1, math.inf):
+    for bad in (math.nan, -0.1):
         with pytest.raises(StatisticError, match="added error term"):
             t_interval([0.6, 0.7], extra=bad)
+    assert t_interval([0.6, 0.7, 0.8], extra=math.inf).side(0.0) == UNDECIDED  # unbounded
 
 
 # Hanley & McNeil (1982, Radiology 143:29, Table 1): 109 CT images rated 1 (definitely normal)

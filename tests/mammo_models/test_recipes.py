@@ -35,6 +35,7 @@ def made(tmp_path_factory):
         epochs=1,
         n_lr=1,
         n_split_lr=2,
+        controls=("cue-cc", "balanced"),  # lesion-mlo's contrast is the same code path
     )
     lines: list[str] = []
     with warnings.catch_warnings():
