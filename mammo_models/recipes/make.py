@@ -11,10 +11,10 @@ from pathlib import Path
 from ..data import get_preset, with_testbed
 from ..training import TRAIN_PRESETS, DataSource, RecordConfig
 from .catalog import RECIPES, Recipe, resolve
+from .checks import AGAINST, AS_PLANTED, BASELINE, EXPECTED_SIGN, Check
 from .render import Rendered
 from .runner import RunOutcome, run_all
 from .settings import RecipeSettings, RunSpec
-from .checks import AGAINST, AS_PLANTED, BASELINE, EXPECTED_SIGN, Check
 from .verdicts import COMBINE_RULE, Verdict, combine
 
 README = "README.md"

@@ -22,7 +22,6 @@ from mammo_models.recipes.verdicts import (
     loss_change_share,
 )
 
-
 T_2 = 4.302653  # Student's t_{0.975} with 2 degrees of freedom, from a printed table
 
 
@@ -125,3 +124,52 @@ def test_an_inconclusive_verdict_says_when_the_added_error_is_the_reason():
     assert "not with the quadrature error estimate (0.150) added" in limited.line()
     assert _v([0.45, 0.55, 0.65]).limited_by() == ""  # seed noise is the reason
     assert _v([0.60, 0.62, 0.64], error=0.05).limited_by() == ""  # decided
+
+
+class _SeedRun:
+    """A run with one LCA interval and four steps, for the contrasts (``checks``)."""
+
+    def __init__(self, seed: int, mlo: float, above: int) -> None:
+        self.config = {"experiment": {"seed": seed, "n_epochs": 1}}
+        self._mlo, self._above = mlo, above
+
+    def steps(self) -> pd.DataFrame:
+        cc = [1.0] * 4
+        return pd.DataFrame(
+            {
+                "step": [1, 2, 3, 4],
+                "grad_norm/cc": cc,
+                "grad_norm/mlo": [2.0] * self._above + [0.5] * (4 - self._above),
+            }
+        )
+
+    def lca(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "end_step": [4],
+                "lca/cc": [-(1 - self._mlo)],
+                "lca/mlo": [-self._mlo],
+                "error/cc": [0.005],
+                "error/mlo": [0.005],
+                "loss_change": [-1.0],
+            }
+        )
+
+
+def test_planted_causes_are_contrasts_with_a_coded_sign_paired_by_seed():
+    from mammo_models.recipes.checks import AGAINST, AS_PLANTED, UNDECIDED, contrasts
+
+    balanced = [_SeedRun(s, m, 2) for s, m in ((0, 0.50), (1, 0.48), (2, 0.52))]
+    # listed out of seed order: pairing is by seed, not by position
+    cue_mlo = [_SeedRun(s, m, a) for s, m, a in ((2, 0.72, 3), (0, 0.70, 1), (1, 0.66, 4))]
+    share, grad = contrasts(cue_mlo, balanced, "cue-mlo", "lr 1e-05")
+    assert share.values == pytest.approx((0.20, 0.18, 0.20))
+    assert share.error == pytest.approx(0.01)  # both runs' propagated estimates, averaged
+    assert share.interval.margin == pytest.approx(
+        4.302653 * 0.02 / 3 + 0.01, rel=1e-6
+    )  # s.e. 0.02/3
+    assert share.outcome == AS_PLANTED
+    assert grad.values == pytest.approx((-0.25, 0.50, 0.25)) and grad.outcome == UNDECIDED
+    # the same numbers on cue-cc, whose plant predicts the opposite sign
+    assert contrasts(cue_mlo, balanced, "cue-cc", "x")[0].outcome == AGAINST
+    assert contrasts(cue_mlo[:1], balanced, "cue-mlo", "x")[0].outcome == UNDECIDED  # one pair
