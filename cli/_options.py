@@ -42,7 +42,8 @@ def mirror_spec(tensorboard: Path | None) -> str | None:
 
 TESTBED_HELP = (
     "Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
-    "(cue-mlo) or CC (cue-cc), none (balanced), or an MLO view without lesions (mlo-blind)."
+    "(cue-mlo) or CC (cue-cc), none (balanced), an MLO view without lesions (mlo-blind), or "
+    "lesions at half contrast in CC in every split (lesion-mlo)."
 )
 
 

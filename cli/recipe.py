@@ -25,9 +25,8 @@ from mammo_models.training.sweep import parse_seeds
     default="small",
     show_default=True,
     help="What it takes on 2 CPU cores, measured: tiny (checks the pipeline in minutes, not "
-    "seconds: 86 runs for all, a 5-epoch LCA run 81-186 s on busy cores), small (make figures: "
-    "55 min 33 s on idle cores with --jobs 2 --n-lr 6 --n-split-lr 5, see BENCHMARKS.md), demo, "
-    "paper (the paper's scale: use a GPU).",
+    "seconds: 86 runs for all, a 5-epoch LCA run 81-186 s on busy cores), small (make figures; "
+    "its measured time is in BENCHMARKS.md), demo, paper (the paper's scale: use a GPU).",
 )
 @click.option(
     "--runs",

@@ -15,6 +15,7 @@ from .errors import (
     RunMismatchError,
     RunStateError,
     SchemaVersionError,
+    StatisticError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
@@ -26,6 +27,7 @@ from .quadrature import AdaptiveOptions
 from .records import LcaRecord, Sink, StepBlock
 from .residual_check import LcaResidualWarning
 from .rundir import RunDir, RunState
+from .stats import AucCovariance, Interval, delong, t_interval
 from .store import Run, Runs, RunWriter, open_run, open_runs
 from .tracker import Tracker
 
@@ -35,6 +37,8 @@ RunWriter.default_library_version = __version__  # recorded in every store's lib
 
 __all__ = [
     "AdaptiveOptions",
+    "AucCovariance",
+    "Interval",
     "GroupComparison",
     "LcaConfig",
     "LcaEngine",
@@ -50,6 +54,8 @@ __all__ = [
     "StepBlock",
     "Tracker",
     "compare_groups",
+    "delong",
+    "t_interval",
     "group_totals",
     "open_run",
     "open_runs",
@@ -63,6 +69,7 @@ __all__ = [
     "RunMismatchError",
     "RunStateError",
     "SchemaVersionError",
+    "StatisticError",
     "StoreError",
     "StoreExistsError",
     "StoreNotFoundError",

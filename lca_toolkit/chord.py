@@ -26,9 +26,10 @@ trapezoid on its nodes 0, 1/2, 1 (weights 1/4, 1/2, 1/4), Lobatto-4 with the com
 on its 4 nodes, trapezoid and first-order with each other (trapezoid minus left point), and the
 adaptive rule's last level with the level before it (with one level, with the composite trapezoid
 on its nodes). The signed per-tensor differences are summed within each group, then the absolute
-value is taken. It is the error of the cruder estimate up to the rule's own, so for a smooth
-integrand it is conservative: it bounds the rule's error rather than estimating it (first-order
-excepted: there it estimates first-order's own error). It needs no parameter-sized buffer
+value is taken. It is the error of the cruder estimate up to the rule's own: an estimate, not a
+bound (first-order excepted: there it estimates first-order's own error). The group estimates are
+then raised, where needed, to sum to at least the interval's |residual|, the error that is known
+(:func:`~lca_toolkit.chord.covering_error`). It needs no parameter-sized buffer
 either, only scalars per tensor ``t``: for the fixed rules the difference is rewritten as
 ``alpha * LCA_t + sum_j beta_j <D_t, g_t(s_j)>`` over the interior nodes (the right end for
 trapezoid and first-order; see :func:`~lca_toolkit.quadrature.error_split`), so Simpson takes one
@@ -91,6 +92,43 @@ class ChordIntegral:
         level), so it costs no gradient pass.
         """
         return self.error_alpha * lca_by_tensor + self.error_rest
+
+
+def covering_error(error: Tensor, lca: Tensor, residual: Tensor) -> Tensor:
+    """(G,) per-group error estimates made to cover the interval's known error, the residual.
+
+    Why: the true LCA of the groups sums to the loss change exactly, so the true per-group
+    errors ``eps_g = LCA_g - true_g`` sum to the residual up to sign (``sum_g eps_g = -r``). An
+    estimate can only cover every group's error (``e_g >= |eps_g|``) if
+    ``sum_g e_g >= sum_g |eps_g| >= |r|`` (triangle inequality). The rule-minus-cruder estimate
+    does not always satisfy that (it misses what both rules get wrong), so the shortfall
+    ``max(0, |r| - sum_g e_g)`` is added to the groups in proportion to their ``|LCA_g|``, the
+    share of the integral each group carries (equal shares when every ``|LCA_g|`` is 0).
+
+    Claim: ``sum_g e'_g >= |r|``. Proof: if ``sum_g e_g >= |r|`` nothing is added and the sum
+    is unchanged; otherwise the weights ``w_g = |LCA_g| / sum_h |LCA_h|`` (or ``1/G``) sum to 1,
+    so ``sum_g e'_g = sum_g e_g + (|r| - sum_g e_g) = |r|``. The shortfall is multiplied by
+    ``1 + 1e-12`` so that rounding in the weights' sum cannot leave the total a hair below
+    ``|r|``. Each ``e'_g >= e_g >= 0``: covering never shrinks an estimate. It is still an
+    estimate, not a bound: how often it misses the true per-group error is measured in
+    ``BENCHMARKS.md`` (``benchmarks/lca_error_coverage.py``).
+
+    Args:
+        error: (G,) float64 non-negative estimates (rule minus cruder rule, per group).
+        lca: (G,) float64 per-group LCA of the interval.
+        residual: 0-d float64, ``loss_end - loss_start - lca.sum()``.
+
+    Everything stays on the tensors' device: no host synchronisation.
+    """
+    short = (residual.abs() - error.sum()).clamp(min=0) * (1 + 1e-12)
+    size = lca.abs()
+    total = size.sum()
+    weight = torch.where(
+        total > 0,
+        size / total.clamp(min=torch.finfo(size.dtype).tiny),
+        torch.full_like(size, 1.0 / max(1, size.numel())),
+    )
+    return error + short * weight
 
 
 def _dots(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:

@@ -24,6 +24,11 @@ class LcaError(LcaToolkitError, ValueError):
     """Bad LCA options (unknown rule, bad tolerance) or evaluation batches."""
 
 
+class StatisticError(LcaToolkitError, ValueError):
+    """A statistic cannot be formed honestly: runs without the error estimate it needs, a
+    negative or non-finite error term, AUC labels of a single class."""
+
+
 class NonFiniteError(LcaToolkitError, FloatingPointError):
     """A loss or gradient was NaN or infinite where a finite number was required."""
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .chord import ChordIntegral
+from .chord import ChordIntegral, covering_error
 from .records import LcaRecord
 
 
@@ -29,7 +29,9 @@ class LcaResult:
         by_group: (G,) summed LCA per group, negative = helped.
         abs_by_group: (G,) summed |LCA| per group.
         error_by_group: (G,) estimated quadrature error of each group's LCA, >= 0: the absolute
-            difference to a cruder estimate on the same nodes (see :mod:`lca_toolkit.lca`).
+            difference to a cruder estimate on the same nodes (see :mod:`lca_toolkit.lca`),
+            raised where needed so that the group estimates sum to at least ``|residual|``
+            (:func:`~lca_toolkit.chord.covering_error`). An estimate, not a bound.
         helped, hurt: (G,) int64 counts of scalar parameters with LCA < 0 and > 0.
         by_tensor: (T,) summed LCA per tensor, or None when not asked for.
         loss_start, loss_end, residual: 0-d; residual = loss_end - loss_start - by_group.sum().
@@ -70,7 +72,7 @@ def reduce_lca(
     (T,) per-tensor sums instead, which saves a pass over the parameters and leaves the signs
     alone. The signed error estimate per tensor (:meth:`ChordIntegral.error_by_tensor`) is summed
     per group, then made absolute, so differences of opposite sign within a group cancel as they
-    do in the LCA.
+    do in the LCA; then it is made to cover the residual (:func:`~lca_toolkit.chord.covering_error`).
 
     Args:
         lca: per-parameter LCA before ``integral.scale``, one tensor per entry (T in all).
@@ -104,7 +106,11 @@ def reduce_lca(
         end_step=end_step,
         by_group=group_sums,
         abs_by_group=by_group(abs_sums),
-        error_by_group=by_group(integral.error_by_tensor(sums)).abs(),
+        error_by_group=covering_error(
+            by_group(integral.error_by_tensor(sums)).abs(),
+            group_sums,
+            loss_end - loss_start - group_sums.sum(),
+        ),
         helped=by_group(helped),
         hurt=by_group(hurt),
         by_tensor=sums if per_tensor else None,

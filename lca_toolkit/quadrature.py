@@ -14,7 +14,8 @@ them to the chord's gradients is :mod:`lca_toolkit.chord`.
 
 Error estimates come for free from the same nodes: each fixed rule is paired with a cruder rule on
 its own nodes (:func:`comparison_weights`), and ``|rule - comparison|`` estimates the error of the
-cruder one, which bounds the rule's own error when the integrand is smooth.
+cruder one, which is usually larger than the rule's own error when the integrand is smooth: an
+estimate, not a bound (:func:`lca_toolkit.chord.covering_error` makes it cover the residual).
 """
 
 from __future__ import annotations

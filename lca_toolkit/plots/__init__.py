@@ -57,6 +57,7 @@ from .residual import plot_residual, residual_frame
 from .tables import (
     AucUndefinedWarning,
     MissingPredictionsWarning,
+    auc_covariance,
     auc_table,
     ensemble_predictions,
     safe_auc,
@@ -84,6 +85,7 @@ __all__ = [
     "MissingPredictionsWarning",
     "PlotError",
     "aggregate",
+    "auc_covariance",
     "auc_table",
     "config_value",
     "cumulative_lca",

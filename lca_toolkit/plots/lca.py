@@ -49,9 +49,9 @@ def cumulative_lca(run) -> pd.DataFrame:
         ``end_step``, one column per group (``Σ lca/<group>`` over the intervals up to and
         including that row), ``total`` (``Σ loss_change``; equals the sum of the group
         columns plus the summed residual) and ``err/<group>`` (``Σ error/<group>``: per-interval
-        error estimates add up to a bound on the error of the group's column). NaN entries are
-        skipped in the LCA sums; an error sum is NaN from the first interval without an estimate
-        on, since a bound that leaves an interval out is no bound. A first row of zeros at the
+        error estimates add up to an estimate of the error of the group's column). NaN entries
+        are skipped in the LCA sums; an error sum is NaN from the first interval without an
+        estimate on, since a sum that leaves an interval out estimates nothing. A first row of zeros at the
         first interval's ``start_step`` anchors every curve at the origin.
     """
     df = run.lca()

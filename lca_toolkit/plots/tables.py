@@ -13,6 +13,12 @@ test predictions are the table ``test_predictions`` of its store, with columns `
   of the setting, joined on ``index``, scored the same way. The runs must have predicted the
   same breasts with the same labels; it is NaN, with a :class:`MissingPredictionsWarning`, when a run of the
   setting has no predictions.
+- **95% intervals** (``<task>_auc_margin``, ``<task>_ensemble_margin``: half-widths): the mean
+  over seeds by the verdict rule of :mod:`lca_toolkit.stats`, ``t * std / sqrt(n)`` plus the test
+  set's own sampling error of that mean, ``1.96 * sqrt(w^T S w)`` with ``S`` DeLong's covariance
+  of the seeds' AUCs on the same test breasts and ``w = 1/n`` each (NaN for one run); the
+  ensemble by DeLong alone, ``1.96 * SE``. A small test set cannot rank models on seeds alone.
+  NaN when a run has no predictions or a class has fewer than 2 cases.
 - A label set with a single class has no AUC: the value is NaN and an
   :class:`AucUndefinedWarning` names the run and task.
 """
@@ -30,7 +36,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ..errors import LcaToolkitError
+from ..errors import LcaToolkitError, StatisticError
+from ..stats import AucCovariance, delong, t_interval
 from ._data import PlotError, RunsLike, labelled_runs, path_of, split_by
 from ._style import setting_name
 
@@ -161,6 +168,41 @@ def ensemble_predictions(
     return out
 
 
+def auc_covariance(
+    runs: Sequence[Any], task: str = "malignant", table: str = PREDICTIONS
+) -> AucCovariance:
+    """DeLong's covariance of the test AUCs of ``runs``, all scored on the same test breasts.
+
+    Raises:
+        StatisticError: a run has no prediction table, or a class has fewer than 2 cases.
+        PlotError: the runs predicted different breasts or disagree on a label.
+    """
+    preds = [(run, read_predictions(run, [task], table)) for run in runs]
+    lacking = [str(path_of(run)) for run, df in preds if df is None]
+    if lacking or not preds:
+        raise StatisticError(
+            f"runs {lacking} have no '{table}' table: their test AUC has no DeLong error"
+        )
+    ensemble_predictions(preds, [task])  # the same breasts and labels, or a clear error
+    first = preds[0][1]
+    scores = np.stack([df[f"{task}_prob"].to_numpy(dtype=np.float64) for _, df in preds])
+    return delong(first[f"{task}_label"].to_numpy(), scores)
+
+
+def _margins(preds: list, aucs: list[float], ensemble: pd.DataFrame | None, task: str):
+    """(mean's, ensemble's) 95% half-widths, NaN where DeLong has nothing to work with."""
+    try:
+        runs = [run for run, _ in preds]
+        cov = auc_covariance(runs, task)
+        n = len(runs)
+        mean = t_interval(aucs, extra=cov.half_width([1 / n] * n)).margin
+        labels = ensemble[f"{task}_label"].to_numpy()
+        whole = delong(labels, ensemble[f"{task}_prob"].to_numpy()).half_width([1.0])
+        return mean, whole
+    except (StatisticError, TypeError, KeyError):
+        return math.nan, math.nan
+
+
 def auc_table(
     data: RunsLike,
     *,
@@ -179,8 +221,9 @@ def auc_table(
 
     Returns:
         Rows in order of first appearance with columns ``setting`` (the raw config value(s)),
-        ``name`` (readable), ``runs``, and per task ``<task>_auc_mean``, ``<task>_auc_std``
-        and ``<task>_ensemble_auc``.
+        ``name`` (readable), ``runs``, and per task ``<task>_auc_mean``, ``<task>_auc_std``,
+        ``<task>_ensemble_auc`` and the 95% half-widths ``<task>_auc_margin`` and
+        ``<task>_ensemble_margin`` (module docstring).
 
     Raises:
         PlotError: a run lacks the ``group_by`` path, has neither predictions nor stored
@@ -197,6 +240,7 @@ def auc_table(
             "runs": len(members),
         }
         preds = [(run, read_predictions(run, tasks, table)) for _, run in members]
+        aucs_by_task = {}
         for t in tasks:
             aucs = [
                 _result_auc(run, t)
@@ -207,12 +251,17 @@ def auc_table(
             row[f"{t}_auc_mean"] = float(np.mean(aucs))
             row[f"{t}_auc_std"] = float(pd.Series(aucs).std(ddof=1)) if len(aucs) > 1 else math.nan
             row[f"{t}_ensemble_auc"] = math.nan
+            row[f"{t}_auc_margin"] = row[f"{t}_ensemble_margin"] = math.nan
+            aucs_by_task[t] = aucs
         complete = [(run, df) for run, df in preds if df is not None]
         if len(complete) == len(preds):
             ens = ensemble_predictions(complete, tasks)
             for t in tasks:
                 row[f"{t}_ensemble_auc"] = safe_auc(
                     ens[f"{t}_label"], ens[f"{t}_prob"], what=f"ensemble of setting {key!r} {t}"
+                )
+                row[f"{t}_auc_margin"], row[f"{t}_ensemble_margin"] = _margins(
+                    complete, aucs_by_task[t], ens, t
                 )
         else:
             lacking = [path_of(run) for run, df in preds if df is None]
@@ -230,8 +279,22 @@ def _fmt(x: float) -> str:
     return "–" if not math.isfinite(x) else f"{x:.3f}"
 
 
+INTERVAL_NOTE = (
+    "In brackets: 95% intervals; of the mean, t over the seeds plus the test set's own error "
+    "of that mean (DeLong); of the ensemble, DeLong's."
+)
+
+
+def interval_text(value: float, margin: float) -> str:
+    """`` [low, high]`` of a 95% interval, or nothing when it is not known."""
+    if not (math.isfinite(value) and math.isfinite(margin)):
+        return ""
+    return f" [{value - margin:.3f}, {value + margin:.3f}]"
+
+
 def to_markdown(df: pd.DataFrame, tasks: Sequence[str] = TASKS, *, title: str | None = None) -> str:
-    """The table as GitHub Markdown, ``mean ± std`` to three decimals as in the paper.
+    """The table as GitHub Markdown, ``mean ± std`` to three decimals as in the paper, each AUC
+    followed by its 95% interval in brackets where known (module docstring).
 
     The ensemble column is headed ``Nx ensemble`` when every setting has ``N`` runs.
     """
@@ -248,9 +311,18 @@ def to_markdown(df: pd.DataFrame, tasks: Sequence[str] = TASKS, *, title: str | 
         cells = [str(r["name"]).replace("|", "\\|"), str(int(r["runs"]))]
         for t in tasks:
             mean, std = r[f"{t}_auc_mean"], r[f"{t}_auc_std"]
-            cells.append(_fmt(mean) + (f" ± {std:.3f}" if math.isfinite(std) else ""))
-            cells.append(_fmt(r[f"{t}_ensemble_auc"]))
+            cells.append(
+                _fmt(mean)
+                + (f" ± {std:.3f}" if math.isfinite(std) else "")
+                + interval_text(mean, r.get(f"{t}_auc_margin", math.nan))
+            )
+            ens_auc = r[f"{t}_ensemble_auc"]
+            cells.append(
+                _fmt(ens_auc) + interval_text(ens_auc, r.get(f"{t}_ensemble_margin", math.nan))
+            )
         lines.append("| " + " | ".join(cells) + " |")
+    if any(f"{t}_auc_margin" in df for t in tasks):
+        lines += ["", INTERVAL_NOTE]
     return "\n".join(lines) + "\n"
 
 

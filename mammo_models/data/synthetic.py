@@ -37,7 +37,8 @@ Every testbed plants exactly one cause of view imbalance (:data:`TESTBEDS`):
   test, where it therefore carries no information;
 * ``cue-cc``: the mirror image, the shortcut in CC;
 * ``balanced``: no shortcut;
-* ``mlo-blind``: the MLO image carries neither lesion nor shortcut.
+* ``mlo-blind``: the MLO image carries neither lesion nor shortcut;
+* ``lesion-mlo``: no shortcut; lesions at half their contrast in CC in every split.
 
 What is planted is measured, not asserted: ``synthetic.json`` holds a ``calibration`` block
 (:mod:`.calibration`) with the integrated signal of a lesion per view and of the shortcut (the
@@ -124,7 +125,8 @@ class SyntheticConfig:
             in one view.
         heatmap_false_positives: mean number of false-positive blobs per heatmap.
         testbed: the name of the planted cause these knobs implement (``cue-mlo``, ``cue-cc``,
-            ``balanced``, ``mlo-blind``; see :mod:`.testbed`); recorded, not interpreted here.
+            ``balanced``, ``mlo-blind``, ``lesion-mlo``; see :data:`TESTBEDS`); recorded, not
+            interpreted here.
         seed: the one seed of the data set.
     """
 
@@ -214,13 +216,16 @@ TESTBEDS: dict[str, dict[str, Any]] = {
     "cue-cc": {"cue_view": "CC", "conspicuity_cc": 1.0, "conspicuity_mlo": 1.0},
     "balanced": {"cue_view": None, "conspicuity_cc": 1.0, "conspicuity_mlo": 1.0},
     "mlo-blind": {"cue_view": None, "conspicuity_cc": 1.0, "conspicuity_mlo": 0.0},
+    "lesion-mlo": {"cue_view": None, "conspicuity_cc": 0.5, "conspicuity_mlo": 1.0},
 }
 """The planted causes of view imbalance, one per testbed (``--testbed``), as config changes:
 
 * ``cue-mlo`` (default): lesions equally conspicuous in both views; the shortcut cue in MLO;
 * ``cue-cc``: its mirror image, the cue in CC;
 * ``balanced``: no cue; the two views differ only in anatomy;
-* ``mlo-blind``: the MLO image carries neither lesion nor cue (a view that cannot help).
+* ``mlo-blind``: the MLO image carries neither lesion nor cue (a view that cannot help);
+* ``lesion-mlo``: no cue; lesions at half their contrast in CC, in every split (MLO stays the
+  more useful view throughout, training and evaluation alike).
 """
 
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data import get_preset, with_testbed
-from ..training import TRAIN_PRESETS, RecordConfig
+from ..training import TRAIN_PRESETS, DataSource, RecordConfig
 from .catalog import RECIPES, Recipe, resolve
+from .checks import AGAINST, AS_PLANTED, BASELINE, EXPECTED_SIGN, Check
 from .render import Rendered
 from .runner import RunOutcome, run_all
 from .settings import RecipeSettings, RunSpec
-from .verdicts import Verdict
+from .verdicts import COMBINE_RULE, Verdict, combine
 
 README = "README.md"
 
@@ -99,7 +100,8 @@ def count_lines(specs: dict[str, list[RunSpec]], settings: RecipeSettings) -> li
 
 
 def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) -> str:
-    """The ``lca-run recipe`` command line that makes ``names`` with settings ``s``."""
+    """The ``lca-run recipe`` command line that makes ``names`` with settings ``s``: every option
+    that differs from its default, so that the page names the command that was run."""
     parts = ["lca-run recipe", *names, f"--preset {s.preset}"]
     if s.search != "fixed":
         parts.append(f"--search {s.search}")
@@ -119,8 +121,19 @@ def command(names: list[str] | tuple[str, ...], s: RecipeSettings, jobs: int) ->
     ):
         if value is not None:
             parts.append(f"{option} {value}")
+    if s.seeds != default.seeds:
+        parts.append(f"--seeds {','.join(map(str, s.seeds))}")
+    if s.epochs is not None:
+        parts.append(f"--epochs {s.epochs}")
     if s.data.kind == "manifest":
         parts.append(f"--manifest {s.data.manifest}")
+        if s.data.data_root is not None:
+            parts.append(f"--data-root {s.data.data_root}")
+    else:
+        if s.data.testbed != DataSource().testbed:
+            parts.append(f"--testbed {s.data.testbed}")
+        if Path(s.data.synthetic_root) != DataSource().synthetic_root:
+            parts.append(f"--synthetic-root {s.data.synthetic_root}")
     parts += [f"--runs {s.runs_dir}", f"--figures {s.figures_dir}", f"--jobs {jobs}"]
     return " ".join(parts)
 
@@ -170,8 +183,8 @@ def departures(s: RecipeSettings) -> list[str]:
     if s.preset != "paper":
         out.append(
             f"Scale: images, epochs ({tp.epochs}) and LCA subset ({tp.lca_subset} breasts) are "
-            "scaled down so that every figure and table is made in under an hour on 2 CPU cores "
-            "(`--preset paper` restores the paper's)."
+            "scaled down so that every figure and table is made on 2 CPU cores (this page's "
+            "header gives the time it took) (`--preset paper` restores the paper's)."
         )
     lca = [
         "LCA runs (Figures 4-7) use image-only inputs (the paper's LCA runs used the image + "
@@ -228,22 +241,32 @@ def departures(s: RecipeSettings) -> list[str]:
 def write_readme(recipes: list[Recipe], s: RecipeSettings, report: RecipeReport, jobs: int) -> Path:
     """``figures/README.md``: each figure, the command that made it, and what it shows."""
     names = [r.name for r in recipes]
-    full = command(["all"] if len(recipes) == len(RECIPES) else names, s, jobs)
+    everything = len(recipes) == len(RECIPES)
+    full = command(["all"] if everything else names, s, jobs)
+    made = [n for n in names if n in report.rendered]
     lines = [
         "# Figures and tables",
         "",
-        "Written by `make figures`, which runs",
+        "Written by",
         "",
         f"    {full}",
         "",
-        "It trains every run the paper's Figures 3-8 and Tables 1-5 need, draws them from the run "
-        "stores, and writes this page; finished runs are reused, so a second call only redraws.",
+        f"which made {', '.join(made) or 'nothing'}"
+        + (f" (not made: {', '.join(sorted(report.failed))})" if report.failed else "")
+        + f" in {report.seconds / 60:.1f} minutes: it trains the runs "
+        + ("every figure and table of the paper needs" if everything else "these recipes need")
+        + ", draws them from the run stores, and writes this page; finished runs are reused, so "
+        "a second call only redraws."
+        + ("" if everything else " The paper's other figures and tables are not on this page."),
     ]
     if s.data.kind == "synthetic":
         lines += ["", *_testbed_lines(s)]
     found = [v for r in report.rendered.values() for v in r.verdicts]
     if found:
-        lines += ["", "## Verdicts", "", *_verdict_table(found)]
+        lines += ["", "## The paper's findings", "", *_verdict_table(found)]
+    checked = [c for r in report.rendered.values() for c in r.checks]
+    if checked:
+        lines += ["", "## Instrument checks", "", *_check_table(checked)]
     lines += ["", "## Settings", "", *_settings_lines(s), "", "Departures from the paper:", ""]
     lines += [f"- {d}" for d in departures(s)]
     for recipe in recipes:
@@ -286,7 +309,8 @@ def _testbed_lines(s: RecipeSettings) -> list[str]:
         "equally visible in both views and, in the MLO view only, a shortcut (a bright square) "
         "in 90% of the training breasts with a finding and 5% of those without, at one rate "
         "whatever the label in validation and test; `cue-cc` is its mirror image; `balanced` has "
-        "no shortcut; `mlo-blind` has no lesion and no shortcut in MLO. The numbers below show "
+        "no shortcut; `mlo-blind` has no lesion and no shortcut in MLO; `lesion-mlo` has no "
+        "shortcut and lesions at half their contrast in CC, in every split. The numbers below show "
         "whether the toolkit's measurements follow the planted cause; they are not the paper's "
         "numbers and say nothing about real mammograms.",
     ]
@@ -314,15 +338,21 @@ def _testbed_lines(s: RecipeSettings) -> list[str]:
     return lines
 
 
+RULE = (
+    "Each verdict is computed from the run stores by one rule (`lca_toolkit.stats`): the 95% "
+    "interval of the statistic's mean over runs is mean ± (t(0.975, n-1) × s.e. + q), where q is "
+    "the statistic's other error source, added: for LCA statistics the LCA's quadrature error "
+    "estimate, for test AUCs the test set's own sampling error (DeLong). **reproduced** when the "
+    "interval lies wholly on the paper's side of the threshold, **not reproduced** when wholly on "
+    "the other side, otherwise **inconclusive**; fewer than two runs decide nothing. The margin "
+    "is the interval's half-width."
+)
+
+
 def _verdict_table(found: list[Verdict]) -> list[str]:
-    """Every verdict of the recipes made, one row each (the rule: ``verdicts`` module)."""
+    """Every verdict on the paper's findings, one row each, then each finding combined."""
     lines = [
-        "Each verdict is computed from the run stores: **reproduced** when the mean of the "
-        "statistic lies on the paper's side of the threshold by more than the margin (two "
-        "standard errors over runs and, for LCA, at least the quadrature error bound), **not "
-        "reproduced** when it lies on the other side by more than the margin, otherwise "
-        "**inconclusive**. On the controls the expected outcome differs: on `cue-cc` the "
-        "mirror (F2 not reproduced), on `balanced` anything but reproduced.",
+        RULE,
         "",
         "| finding | where | statistic | mean ± s.e. (runs) | margin | verdict |",
         "|---|---|---|---|---|---|",
@@ -331,5 +361,38 @@ def _verdict_table(found: list[Verdict]) -> list[str]:
         lines.append(
             f"| {v.finding} | {v.where} | {v.statistic} | {v.mean:.3f} ± {v.se:.3f} ({v.n}) "
             f"| {v.margin:.3f} | **{v.verdict}** |"
+        )
+    lines += ["", COMBINE_RULE, "", "| finding | verdicts | combined |", "|---|---|---|"]
+    for finding in sorted({v.finding for v in found}):
+        parts = [v for v in found if v.finding == finding]
+        counts = ", ".join(
+            f"{sum(p.verdict == k for p in parts)} {k}"
+            for k in ("reproduced", "not reproduced", "inconclusive")
+            if any(p.verdict == k for p in parts)
+        )
+        lines.append(f"| {finding} | {counts} | **{combine(parts)}** |")
+    return lines
+
+
+def _check_table(checked: list[Check]) -> list[str]:
+    """The planted causes as contrasts against the testbed without one (``checks`` module)."""
+    signs = ", ".join(f"`{t}` {'+' if e > 0 else '-'}" for t, e in EXPECTED_SIGN.items())
+    lines = [
+        "Whether the measurements follow the cause planted in the testbed: for each planted "
+        f"testbed, its statistic minus that of `{BASELINE}` (no planted cause), paired by seed, "
+        "judged by the same interval as the findings (95% t over the seed pairs, plus both runs' "
+        f"quadrature error estimates for LCA), against the sign the plant predicts ({signs}): "
+        f"**{AS_PLANTED}** when the interval lies wholly on that side, **{AGAINST}** when wholly "
+        "on the other, otherwise **undecided**. These check the instrument, not the paper.",
+        "",
+        "| planted | where | statistic | expected sign | mean ± s.e. (pairs) | margin | outcome |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in checked:
+        i = c.interval
+        lines.append(
+            f"| {c.testbed} − {BASELINE} | {c.where} | {c.statistic} | "
+            f"{'+' if c.expected > 0 else '−'} | {i.mean:+.3f} ± {i.se:.3f} ({i.n}) | "
+            f"{i.margin:.3f} | **{c.outcome}** |"
         )
     return lines

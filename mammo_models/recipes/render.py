@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lca_toolkit import open_run, open_runs
+from lca_toolkit.errors import StatisticError
 from lca_toolkit.plots import (
     auc_table,
     plot_cumulative_lca,
@@ -26,10 +27,11 @@ from lca_toolkit.plots import (
     save_figure,
     to_markdown,
 )
-from lca_toolkit.plots.tables import write_auc_table
+from lca_toolkit.plots.tables import auc_covariance, write_auc_table
 
 from ..training.experiment import lca_summary
-from . import plans, verdicts
+from . import checks, plans, verdicts
+from .checks import Check
 from .settings import RecipeSettings
 from .verdicts import Verdict
 
@@ -44,6 +46,7 @@ class Rendered:
     findings: list[str] = field(default_factory=list)
     markdown: str = ""
     verdicts: list[Verdict] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
 
 def _stores(s: RecipeSettings, names: list[str]) -> list[Path]:
@@ -85,7 +88,10 @@ def fig3(s: RecipeSettings) -> Rendered:
         )
     parts = verdicts.f3(by_view["uni_cc"], by_view["uni_mlo"], f"uni-view, {s.testbed}")
     findings += [p.line() for p in parts]
-    findings.append(f"F3 as a whole (lower and earlier): **{verdicts.combine(parts)}**.")
+    findings.append(
+        f"F3 as a whole (lower and earlier, combined by the rule of the verdicts): "
+        f"**{verdicts.combine(parts)}**."
+    )
     return Rendered([out], findings, verdicts=parts)
 
 
@@ -101,7 +107,8 @@ def _lca_stores(s: RecipeSettings, lr: float, testbed: str | None = None) -> lis
 def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str, controls: bool = False) -> Rendered:
     """Panel (a): gradient norm of the CC and MLO columns; (b): their cumulative LCA; both as
     mean ± std over the seeds. With ``controls``, a second figure shows the cumulative LCA on
-    each control testbed, and the verdicts cover them too."""
+    each control testbed, and every planted testbed is contrasted with ``balanced``
+    (:mod:`.checks`); the paper's findings are judged on the main testbed only."""
     runs = open_runs(_lca_stores(s, lr))
     fig = Figure(figsize=(13.0, 4.4), layout="constrained")
     a, b = fig.subplots(1, 2)
@@ -115,9 +122,11 @@ def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str, controls: bool = 
     )
     files = [save_figure(fig, s.figures_dir / f"{stem}.png")]
     where = f"{s.testbed}, lr {lr:g}"
-    found = [verdicts.f1(runs, where), verdicts.f2(runs, where)]
+    found = [verdicts.f1(runs, where), *verdicts.f2(runs, where)]
     findings = _lca_numbers(runs)
+    checked: list[Check] = []
     if controls and s.control_testbeds:
+        by_testbed = {s.testbed: runs}
         fig = Figure(figsize=(6.5 * len(s.control_testbeds), 4.4), layout="constrained")
         for ax, testbed in zip(
             fig.subplots(1, len(s.control_testbeds), squeeze=False)[0],
@@ -125,13 +134,18 @@ def grad_norm_and_lca(s: RecipeSettings, lr: float, stem: str, controls: bool = 
             strict=True,
         ):
             control = open_runs(_lca_stores(s, lr, testbed))
+            by_testbed[testbed] = control
             plot_cumulative_lca(control, groups=VIEW_GROUPS, ax=ax, title=f"testbed {testbed}")
-            where = f"{testbed} (control), lr {lr:g}"
-            found += [verdicts.f1(control, where), verdicts.f2(control, where)]
         fig.suptitle(f"Controls: cumulative LCA per column, learning rate {lr:g}")
         files.append(save_figure(fig, s.figures_dir / f"{stem}_controls.png"))
+        baseline = by_testbed.get(checks.BASELINE)
+        if baseline is not None:
+            for testbed, planted in by_testbed.items():
+                if testbed in checks.EXPECTED_SIGN:
+                    checked += checks.contrasts(planted, baseline, testbed, f"lr {lr:g}")
     findings += [v.line() for v in found]
-    return Rendered(files, findings, verdicts=found)
+    findings += [c.line() for c in checked]
+    return Rendered(files, findings, verdicts=found, checks=checked)
 
 
 def _lca_numbers(runs) -> list[str]:
@@ -240,44 +254,68 @@ def _f4(s: RecipeSettings, name: str, folder: str, rows) -> list[Verdict]:
     settings = [r for r, _ in rows]
     if "joint" not in settings:
         return []
-    records = []
+    records, runs = [], {}
     for row in ["joint", *[r for r in F4_ROWS if r in settings]]:
         for store in plans.row_stores(s, folder, row):
             run = open_run(store)
             seed = run.config["experiment"]["seed"]
             auc = run.attrs.get("results", {}).get("test_auc", math.nan)
             records.append({"setting": row, "seed": seed, "test_auc": auc})
+            runs[(row, seed)] = run
     table = pd.DataFrame(records)
     return [
-        verdicts.f4(table, row, label, f"{name.replace('table', 'Table ')}, {s.testbed}")
+        verdicts.f4(
+            table,
+            row,
+            label,
+            f"{name.replace('table', 'Table ')}, {s.testbed}",
+            _paired_test_error(runs, row),
+        )
         for row, label in F4_ROWS.items()
         if row in settings
     ]
 
 
-def _ranking_caveat(df: pd.DataFrame) -> list[str]:
-    """Whether the best row's lead over the runner-up exceeds the seed-to-seed noise.
+def _paired_test_error(runs: dict, row: str) -> float:
+    """The test set's 95% half-width of the mean over seeds of ``row`` minus the Joint ResNet,
+    from DeLong's covariance of all those models' AUCs on the same test breasts (paired DeLong:
+    weights ``+1/n`` for the row's seeds, ``-1/n`` for the Joint ResNet's)."""
+    seeds = sorted({sd for r, sd in runs if r == row} & {sd for r, sd in runs if r == "joint"})
+    if not seeds:
+        return 0.0
+    members = [runs[(row, sd)] for sd in seeds] + [runs[("joint", sd)] for sd in seeds]
+    n = len(seeds)
+    try:
+        cov = auc_covariance(members)
+    except StatisticError as exc:
+        if "at least 2 positives" not in str(exc):
+            raise  # runs without predictions: an error, not a zero
+        return math.inf  # a test set too small for a variance: nothing is decided
+    return cov.half_width([1 / n] * n + [-1 / n] * n)
 
-    The standard error of a difference of two means over n and m seeds,
-    sqrt(std_a^2 / n + std_b^2 / m), is the yardstick: with three seeds a lead smaller than
-    about two of them does not rank the rows.
+
+def _ranking_caveat(df: pd.DataFrame) -> list[str]:
+    """Whether the best row's lead over the runner-up is decided by their 95% intervals.
+
+    Each row's interval is the verdict rule's (t over the seeds plus the test set's DeLong
+    error of the mean, ``malignant_auc_margin``). The lead ranks the two rows only when the
+    intervals do not overlap: a conservative reading (the rows share the test set, so a paired
+    comparison, as F4 makes, can be narrower), but one that never ranks on noise.
     """
-    if len(df) < 2:
+    if len(df) < 2 or "malignant_auc_margin" not in df:
         return []
     top = df.sort_values("malignant_auc_mean", ascending=False).iloc[:2]
     a, b = top.iloc[0], top.iloc[1]
-    se = math.sqrt(
-        a["malignant_auc_std"] ** 2 / a["runs"] + b["malignant_auc_std"] ** 2 / b["runs"]
-    )
-    if not math.isfinite(se):
+    ma, mb = a["malignant_auc_margin"], b["malignant_auc_margin"]
+    if not (math.isfinite(ma) and math.isfinite(mb)):
         return []
     gap = a["malignant_auc_mean"] - b["malignant_auc_mean"]
     verdict = (
-        "less than two standard errors: these seeds do not rank the two"
-        if gap < 2 * se
-        else "more than two standard errors"
+        "the two 95% intervals overlap: these seeds and this test set do not rank the two"
+        if gap <= ma + mb
+        else "the two 95% intervals do not overlap"
     )
     return [
-        f"runner-up: {b['name']} ({b['malignant_auc_mean']:.3f}); the lead of {gap:.3f} is "
-        f"{verdict} (standard error of the difference over seeds {se:.3f})."
+        f"runner-up: {b['name']} ({b['malignant_auc_mean']:.3f}); the lead of {gap:.3f} "
+        f"against half-widths {ma:.3f} and {mb:.3f}: {verdict}."
     ]

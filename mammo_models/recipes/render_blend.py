@@ -19,6 +19,7 @@ import pandas as pd
 
 from lca_toolkit import open_runs
 from lca_toolkit.plots import auc_table
+from lca_toolkit.plots.tables import INTERVAL_NOTE, interval_text
 
 from ..training.selection import mean_se_text
 from . import blend, plans, search
@@ -181,17 +182,18 @@ def _table5_markdown(df: pd.DataFrame, n: int) -> str:
     header = ["weights", "ŵ_joint, ŵ_cc, ŵ_mlo", "runs", "AUC (malignant)", "ensemble"]
     lines = _head(f"Table 5: Gradient Blending with other weights (test AUC, {n} seed(s))", header)
     for _, r in df.iterrows():
-        std = r["malignant_auc_std"]
-        auc = _fmt(r["malignant_auc_mean"]) + (f" ± {std:.3f}" if math.isfinite(std) else "")
+        std, mean = r["malignant_auc_std"], r["malignant_auc_mean"]
+        auc = _fmt(mean) + (f" ± {std:.3f}" if math.isfinite(std) else "")
+        ens = r["malignant_ensemble_auc"]
         cells = [
             str(r["name"]),
             _triple(r[list(WEIGHT_COLUMNS)].to_numpy()),
             str(int(r["runs"])),
-            auc,
-            _fmt(r["malignant_ensemble_auc"]),
+            auc + interval_text(mean, r.get("malignant_auc_margin", math.nan)),
+            _fmt(ens) + interval_text(ens, r.get("malignant_ensemble_margin", math.nan)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", INTERVAL_NOTE]) + "\n"
 
 
 def _head(title: str, header: list[str]) -> list[str]:

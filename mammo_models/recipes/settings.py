@@ -21,8 +21,9 @@ class RecipeSettings:
     """Settings of ``lca-run recipe`` (and ``make figures``).
 
     The defaults follow the paper wherever its choice is stated, and fix what the paper chose by
-    search where a search would not fit in the 45 minutes ``make figures`` may take on 2 CPU
-    cores (each departure is listed in ``figures/README.md``).
+    search where a search would not fit in the time ``make figures`` may take on 2 CPU cores
+    (about an hour; the measured time is in BENCHMARKS.md; each departure is listed in
+    ``figures/README.md``).
 
     Attributes:
         runs_dir: one run store per run, under ``<runs_dir>/<preset>/`` so presets never mix.
@@ -45,8 +46,8 @@ class RecipeSettings:
         epoch_breasts: breasts per epoch of the LCA runs (``None``: at the ``paper`` preset
             :data:`APPENDIX_A_FRACTION` of a full epoch, appendix A's 970 exams; below it full
             epochs).
-        controls: testbeds whose Figure 4 runs are trained beside the main one, so a reader
-            sees the finding follow its planted cause (synthetic data only).
+        controls: testbeds whose Figure 4 runs are trained beside the main one; each planted
+            one is contrasted with ``balanced`` in the instrument checks (synthetic data only).
         table_lr: learning rate of every table run under ``search="fixed"`` (the paper picked
             it per setting by search; appendix C trains Gradient Blending at 1e-4).
         dropout: ``(p_cc, p_mlo)`` of the Modality Dropout rows under ``search="fixed"`` (the
@@ -77,7 +78,7 @@ class RecipeSettings:
     lca_epochs: int | None = None
     lca_set: str | None = None
     epoch_breasts: int | None = None
-    controls: tuple[str, ...] = ("cue-cc", "balanced")
+    controls: tuple[str, ...] = ("cue-cc", "balanced", "lesion-mlo")
     table_lr: float = 1e-4
     dropout: tuple[float, float] = (0.25, 0.5)
     epochs: int | None = None

@@ -1,26 +1,37 @@
 """Verdicts on the paper's findings, computed from run stores (never typed by hand).
 
-The rule (SPEC 10): a finding is **reproduced** when the mean of its statistic over at least
-three runs lies on the paper's side of the threshold by more than the margin, **not reproduced**
-when it lies on the other side by more than the margin, and **inconclusive** otherwise. The
-margin is two standard errors of the mean over runs (seeds, or paired learning rates), and for
-LCA comparisons at least the mean per-run error estimate of the quadrature as well
-(``lca/error_by_group``), so that neither seed noise nor quadrature error can make a verdict.
+The rule (SPEC 10, one implementation: :mod:`lca_toolkit.stats`): for a statistic measured once
+per run, the 95% interval is ``mean -+ (t_{0.975, n-1} * s / sqrt(n) + q)``, with ``s`` the
+standard deviation over the ``n`` runs and ``q`` the half-width of the statistic's other error
+source, added: for LCA statistics the mean over runs of the quadrature error estimate
+(``lca/error_by_group``, propagated to the statistic), for test AUCs the test set's own sampling
+error (DeLong). A finding is **reproduced** when the interval lies wholly on the paper's side of
+the threshold, **not reproduced** when wholly on the other side, **inconclusive** otherwise; with
+fewer than two runs nothing is decided. A statistic whose runs lack their error estimate is an
+error (:class:`~lca_toolkit.errors.StatisticError`), never ``q = 0``.
+
+A finding judged at several settings or in several parts is combined by one rule
+(:func:`combine`): **reproduced** when every verdict is, **not reproduced** when at least one is
+not reproduced, **inconclusive** otherwise.
 
 The findings (paper sections 3 and 6):
 
 * F1: the MLO column's gradient norm exceeds the CC column's for most steps
   (statistic: fraction of steps with ``grad_norm/mlo > grad_norm/cc``; threshold 0.5);
-* F2: the MLO column contributes over 50% of the loss reduction (LCA) in the first 5 epochs
-  (statistic: MLO's LCA divided by the CC and MLO columns' summed LCA over those epochs; 0.5).
-  The paper compares the two columns ("summing the scalars computed with LCA over all elements of
-  theta^MLO and theta^CC, we can compare their relative importance", section 3; Figure 4b plots
-  only those two), so the shared head's LCA is in neither the numerator nor the denominator;
+* F2: the MLO column's LCA exceeds the CC column's and is over 50% of the loss reduction in the
+  first 5 epochs. Two statistics, both reported (threshold 0.5 each): the MLO column's share of
+  the two columns' summed LCA (the paper compares the two columns, section 3 and Figure 4b), and
+  the MLO column's LCA as a share of the whole loss change over those intervals (the measured
+  ``loss_end - loss_start``, so the shared head and the residual are in the denominator);
 * F3: uni-view MLO models reach their best validation AUC earlier and lower than CC models
   (statistics, paired by learning rate: CC minus MLO best validation AUC, and CC minus MLO epoch
-  of the best validation AUC; both > 0);
+  of the best validation AUC; both > 0). The replicate is the learning rate: Figure 3 trains one
+  seed at each of ``n_lr`` rates drawn log-uniformly from the paper's range, and the claim is
+  about the models of that range (the paper's Figure 3 averages over its rates), so the rates
+  are independent draws from the population the claim is about;
 * F4: the Shared ResNet and Modality Dropout beat the Joint ResNet (statistic, paired by seed:
-  the row's test AUC minus the Joint ResNet's; > 0).
+  the row's test AUC minus the Joint ResNet's; > 0; ``q`` is the test set's error of the mean
+  difference, from DeLong's covariance of every model's AUC on the same test breasts).
 """
 
 from __future__ import annotations
@@ -32,11 +43,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lca_toolkit.errors import StatisticError
+from lca_toolkit.stats import ABOVE, BELOW, Interval, t_interval
+
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
-MIN_RUNS = 3
 F2_EPOCHS = 5
+QUADRATURE = "quadrature error estimate"
+TEST_SET = "test set's DeLong error"
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,8 @@ class Verdict:
         statistic: what was measured, in words.
         values: the statistic per run.
         threshold: the paper's side is ``> threshold``.
-        quadrature_error: mean per-run error bound of the statistic (0 where not an LCA number).
+        error: ``q``, the half-width of the statistic's other error source (0: none).
+        error_kind: what ``error`` is (:data:`QUADRATURE`, :data:`TEST_SET`).
     """
 
     finding: str
@@ -57,7 +73,12 @@ class Verdict:
     statistic: str
     values: tuple[float, ...]
     threshold: float
-    quadrature_error: float = 0.0
+    error: float = 0.0
+    error_kind: str = ""
+
+    @property
+    def interval(self) -> Interval:
+        return t_interval(self.values, extra=self.error)
 
     @property
     def n(self) -> int:
@@ -65,50 +86,43 @@ class Verdict:
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
+        return self.interval.mean
 
     @property
     def se(self) -> float:
         """Standard error of the mean over runs (sample std, ddof=1, over sqrt(n))."""
-        if self.n < 2:
-            return math.nan
-        return float(np.std(self.values, ddof=1) / math.sqrt(self.n))
+        return self.interval.se
 
     @property
     def margin(self) -> float:
-        return max(2 * self.se, self.quadrature_error)
+        """The interval's half-width, ``t * se + error`` (NaN with fewer than two runs)."""
+        return self.interval.margin
 
     @property
     def verdict(self) -> str:
-        if self.n < MIN_RUNS or not math.isfinite(self.mean) or not math.isfinite(self.margin):
-            return INCONCLUSIVE
-        gap = self.mean - self.threshold
-        if gap > self.margin:
-            return REPRODUCED
-        if -gap > self.margin:
-            return NOT_REPRODUCED
-        return INCONCLUSIVE
+        side = self.interval.side(self.threshold)
+        return REPRODUCED if side == ABOVE else NOT_REPRODUCED if side == BELOW else INCONCLUSIVE
 
     def line(self) -> str:
         """One sentence for ``figures/README.md``."""
-        error = (
-            f", quadrature error bound {self.quadrature_error:.3f}" if self.quadrature_error else ""
-        )
+        error = f", {self.error_kind} {self.error:.3f}" if self.error else ""
         return (
             f"**{self.finding} {self.verdict}** ({self.where}): {self.statistic} "
             f"{self.mean:.3f} ± {self.se:.3f} (mean ± standard error over {self.n} runs; "
-            f"threshold {self.threshold:g}, margin {self.margin:.3f}{error}).{self.limited_by()}"
+            f"threshold {self.threshold:g}, 95% interval half-width {self.margin:.3f} = "
+            f"t {self.interval.t:.2f} x s.e.{error}).{self.limited_by()}"
         )
 
     def limited_by(self) -> str:
-        """Why an inconclusive verdict is inconclusive, when the quadrature alone is the reason."""
+        """Why an inconclusive verdict is inconclusive, when the added error alone is the reason."""
+        seeds = self.interval.t * self.se
         gap = abs(self.mean - self.threshold)
-        if self.verdict != INCONCLUSIVE or not 2 * self.se < gap <= self.quadrature_error:
+        if self.verdict != INCONCLUSIVE or not (self.error and seeds < gap <= self.margin):
             return ""
         return (
-            f" Seed noise alone would decide (the gap to the threshold, {gap:.3f}, exceeds two "
-            f"standard errors, {2 * self.se:.3f}), but not the quadrature error bound "
-            f"({self.quadrature_error:.3f}): the LCA is not accurate enough here to say."
+            f" The seeds alone would decide (the gap to the threshold, {gap:.3f}, exceeds "
+            f"t x s.e., {seeds:.3f}), but not with the {self.error_kind} ({self.error:.3f}) "
+            "added."
         )
 
     def row(self) -> dict[str, object]:
@@ -125,13 +139,21 @@ class Verdict:
 
 
 def combine(parts: Sequence[Verdict]) -> str:
-    """A finding with several parts: reproduced only if every part is, not if any part is not."""
+    """One finding over its settings and parts: reproduced only if every verdict is, not
+    reproduced if any is not, inconclusive otherwise (and with no verdict at all)."""
     verdicts = [p.verdict for p in parts]
-    if all(v == REPRODUCED for v in verdicts):
+    if verdicts and all(v == REPRODUCED for v in verdicts):
         return REPRODUCED
     if any(v == NOT_REPRODUCED for v in verdicts):
         return NOT_REPRODUCED
     return INCONCLUSIVE
+
+
+COMBINE_RULE = (
+    "A finding judged at several settings or in several parts is **reproduced** when every one "
+    "of its verdicts is, **not reproduced** when at least one is not reproduced, and "
+    "**inconclusive** otherwise."
+)
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -153,29 +175,59 @@ def grad_norm_fraction(run, epochs: int = F2_EPOCHS) -> float:
     return float((mlo[ok] > cc[ok]).mean())
 
 
+def _early_lca(run, groups: Sequence[str], epochs: int) -> pd.DataFrame:
+    """The LCA intervals ending in the first ``epochs`` epochs; every group's estimates needed."""
+    lca = run.lca()
+    lca = lca[lca["end_step"] <= _early_cutoff(run, epochs)]
+    columns = [f"error/{g}" for g in groups]
+    if not set(columns) <= set(lca.columns) or lca[columns].isna().to_numpy().any():
+        raise StatisticError(
+            f"'{getattr(run, 'path', run)}' has LCA intervals without an error estimate "
+            "(lca/error_by_group): its LCA statistics have no interval"
+        )
+    return lca
+
+
 def lca_share(
     run, group: str = "mlo", other: str = "cc", epochs: int = F2_EPOCHS
 ) -> tuple[float, float]:
-    """F2's statistic for one run: ``group``'s share of the two columns' summed LCA.
+    """F2's first statistic for one run: ``group``'s share of the two columns' summed LCA.
 
     Returns:
-        (share, bound): ``share = g / (g + o)`` with ``g``, ``o`` the LCA of ``group`` and
-        ``other`` summed over the intervals that end in the first ``epochs`` epochs, and a bound
-        on the quadrature error of the share, propagated to first order from the per-group error
-        estimates ``e_g``, ``e_o`` (each the sum over intervals of the per-interval bound):
-        ``(e_g |1 - share| + e_o |share|) / |g + o|``. NaN bound when the store has none.
+        (share, error): ``share = g / (g + o)`` with ``g``, ``o`` the LCA of ``group`` and
+        ``other`` summed over the intervals that end in the first ``epochs`` epochs, and the
+        quadrature error of the share, propagated to first order from the per-group error
+        estimates ``e_g``, ``e_o`` (each the sum over intervals):
+        ``(e_g |1 - share| + e_o |share|) / |g + o|``.
+
+    Raises:
+        StatisticError: an interval has no error estimate.
     """
-    lca = run.lca()
-    lca = lca[lca["end_step"] <= _early_cutoff(run, epochs)]
+    lca = _early_lca(run, (group, other), epochs)
     g, o = float(lca[f"lca/{group}"].sum()), float(lca[f"lca/{other}"].sum())
     whole = g + o
     if not whole:
         return math.nan, math.nan
     share = g / whole
-    if not {f"error/{group}", f"error/{other}"} <= set(lca.columns):
-        return share, math.nan
     e_g, e_o = float(lca[f"error/{group}"].sum()), float(lca[f"error/{other}"].sum())
     return share, (e_g * abs(1 - share) + e_o * abs(share)) / abs(whole)
+
+
+def loss_change_share(run, group: str = "mlo", epochs: int = F2_EPOCHS) -> tuple[float, float]:
+    """F2's second statistic: ``group``'s LCA over the measured loss change of the same
+    intervals (``loss_end - loss_start`` summed), and its error ``e_g / |loss change|``: the loss
+    change is measured, not integrated, so only the numerator carries quadrature error."""
+    lca = _early_lca(run, (group,), epochs)
+    change = float(lca["loss_change"].sum())
+    if not change:
+        return math.nan, math.nan
+    return float(lca[f"lca/{group}"].sum()) / change, float(lca[f"error/{group}"].sum()) / abs(
+        change
+    )
+
+
+def _mean_error(errors: Sequence[float]) -> float:
+    return float(np.mean(errors)) if len(errors) else 0.0
 
 
 # ---------------------------------------------------------------------------------- verdicts
@@ -190,17 +242,31 @@ def f1(runs: Sequence, where: str) -> Verdict:
     )
 
 
-def f2(runs: Sequence, where: str) -> Verdict:
-    pairs = [lca_share(r) for r in runs]
-    bounds = [b for _, b in pairs]
-    return Verdict(
-        "F2",
-        where,
-        f"MLO column's share of the two columns' summed LCA over the first {F2_EPOCHS} epochs",
-        tuple(s for s, _ in pairs),
-        0.5,
-        quadrature_error=float(np.mean(bounds)) if all(map(math.isfinite, bounds)) else 0.0,
-    )
+def f2(runs: Sequence, where: str) -> list[Verdict]:
+    """F2's two readings: share of the two columns, and share of the whole loss change."""
+    columns = [lca_share(r) for r in runs]
+    whole = [loss_change_share(r) for r in runs]
+    return [
+        Verdict(
+            "F2",
+            where,
+            f"MLO column's share of the two columns' summed LCA over the first {F2_EPOCHS} epochs",
+            tuple(s for s, _ in columns),
+            0.5,
+            _mean_error([e for _, e in columns]),
+            QUADRATURE,
+        ),
+        Verdict(
+            "F2",
+            where,
+            f"MLO column's LCA as a share of the whole loss change over the first {F2_EPOCHS} "
+            "epochs",
+            tuple(s for s, _ in whole),
+            0.5,
+            _mean_error([e for _, e in whole]),
+            QUADRATURE,
+        ),
+    ]
 
 
 def _best(run) -> tuple[float, float]:
@@ -211,29 +277,35 @@ def _best(run) -> tuple[float, float]:
 
 
 def f3(cc_runs: Sequence, mlo_runs: Sequence, where: str) -> list[Verdict]:
-    """Uni-view CC vs MLO, paired by position (the same learning rate)."""
+    """Uni-view CC vs MLO, paired by position (the same learning rate: the replicate)."""
     cc = [_best(r) for r in cc_runs]
     mlo = [_best(r) for r in mlo_runs]
     return [
         Verdict(
             "F3",
             where,
-            "best validation AUC, CC minus MLO (paired by learning rate)",
+            "best validation AUC, CC minus MLO (paired by learning rate; the rates are the "
+            "replicates)",
             tuple(a[0] - b[0] for a, b in zip(cc, mlo, strict=True)),
             0.0,
         ),
         Verdict(
             "F3",
             where,
-            "epoch of the best validation AUC, CC minus MLO (paired by learning rate)",
+            "epoch of the best validation AUC, CC minus MLO (paired by learning rate; the rates "
+            "are the replicates)",
             tuple(a[1] - b[1] for a, b in zip(cc, mlo, strict=True)),
             0.0,
         ),
     ]
 
 
-def f4(table: pd.DataFrame, row: str, label: str, where: str) -> Verdict:
-    """``row`` against the Joint ResNet, paired by seed; ``table`` has setting, seed, test_auc."""
+def f4(table: pd.DataFrame, row: str, label: str, where: str, test_error: float) -> Verdict:
+    """``row`` against the Joint ResNet, paired by seed; ``table`` has setting, seed, test_auc.
+
+    Args:
+        test_error: the test set's half-width of the mean paired difference (DeLong), added.
+    """
     joint = table[table["setting"] == "joint"].set_index("seed")["test_auc"]
     other = table[table["setting"] == row].set_index("seed")["test_auc"]
     seeds = sorted(set(joint.index) & set(other.index))
@@ -243,6 +315,8 @@ def f4(table: pd.DataFrame, row: str, label: str, where: str) -> Verdict:
         f"test AUC of {label} minus the Joint ResNet's (paired by seed)",
         tuple(float(other[s] - joint[s]) for s in seeds),
         0.0,
+        test_error,
+        TEST_SET,
     )
 
 

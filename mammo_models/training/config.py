@@ -115,7 +115,8 @@ class DataSource:
         synthetic_root: where the synthetic set is generated and cached.
         heatmaps: feed the benign/malignant heatmap channels (3 input channels).
         testbed: the planted cause of the synthetic set (``cue-mlo``, ``cue-cc``, ``balanced``,
-            ``mlo-blind``; see :data:`mammo_models.data.TESTBEDS`); ignored for a manifest.
+            ``mlo-blind``, ``lesion-mlo``; see :data:`mammo_models.data.TESTBEDS`); ignored for a
+            manifest.
         skip_bad_images: decode every image (and, with ``heatmaps``, every heatmap) before
             training and leave out the breasts whose files cannot be decoded (counted, stored in
             the run's attrs) instead of stopping at the first one mid-run.

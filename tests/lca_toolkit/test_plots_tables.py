@@ -93,6 +93,33 @@ def test_mean_std_and_ensemble_equal_sklearn(seeds):
     assert df["malignant_ensemble_auc"].iloc[0] != pytest.approx(df["malignant_auc_mean"].iloc[0])
 
 
+def test_intervals_add_delong_to_the_seeds_t_interval(seeds):
+    """The mean's half-width is t s / sqrt(n) plus 1.96 x DeLong's SE of the mean AUC; the
+    ensemble's is 1.96 x its DeLong SE (checked against the pairwise definition)."""
+    paths, preds = seeds
+    df = auc_table(list(paths.values()), group_by="experiment.variant", tasks=["malignant"])
+    row = df.iloc[0]
+    frames = [pd.DataFrame(preds[("joint", s)]).set_index("index").sort_index() for s in range(3)]
+    labels = frames[0]["malignant_label"].to_numpy()
+    scores = np.stack([f["malignant_prob"].to_numpy() for f in frames])
+    pos, neg = scores[:, labels == 1], scores[:, labels == 0]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    cov = np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
+    w = np.full(3, 1 / 3)
+    seeds_part = 4.302653 * row["malignant_auc_std"] / np.sqrt(3)
+    assert row["malignant_auc_margin"] == pytest.approx(
+        seeds_part + 1.959964 * np.sqrt(w @ cov @ w), rel=1e-5
+    )
+    ens = scores.mean(axis=0)
+    psi = (ens[labels == 1][:, None] > ens[labels == 0][None]) + 0.5 * (
+        ens[labels == 1][:, None] == ens[labels == 0][None]
+    )
+    var = psi.mean(1).var(ddof=1) / psi.shape[0] + psi.mean(0).var(ddof=1) / psi.shape[1]
+    assert row["malignant_ensemble_margin"] == pytest.approx(1.959964 * np.sqrt(var), rel=1e-5)
+    assert row["malignant_ensemble_margin"] > 0
+
+
 def test_no_grouping_puts_every_run_in_one_setting(seeds):
     paths, preds = seeds
     df = auc_table(list(paths.values()), group_by=None, tasks=["malignant"])
@@ -111,9 +138,11 @@ def test_markdown_and_csv(seeds, tmp_path):
     md = md_path.read_text()
     assert "| setting | runs | AUC (malignant) | 3x ensemble (malignant) |" in md
     row = df.iloc[0]
+    mean, m = row["malignant_auc_mean"], row["malignant_auc_margin"]
+    ens, e = row["malignant_ensemble_auc"], row["malignant_ensemble_margin"]
     expected = (
-        f"| Joint ResNet | 3 | {row['malignant_auc_mean']:.3f} ± {row['malignant_auc_std']:.3f} | "
-        f"{row['malignant_ensemble_auc']:.3f} |"
+        f"| Joint ResNet | 3 | {mean:.3f} ± {row['malignant_auc_std']:.3f} "
+        f"[{mean - m:.3f}, {mean + m:.3f}] | {ens:.3f} [{ens - e:.3f}, {ens + e:.3f}] |"
     )
     assert expected in md
     assert md.startswith("**Table 1**")

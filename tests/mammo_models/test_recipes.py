@@ -36,6 +36,7 @@ def made(tmp_path_factory):
         lca_epochs=1,  # the LCA runs train lca_epochs (5 below the paper preset), not epochs
         n_lr=1,
         n_split_lr=2,
+        controls=("cue-cc", "balanced"),  # lesion-mlo's contrast is the same code path
     )
     lines: list[str] = []
     with warnings.catch_warnings():
@@ -144,25 +145,25 @@ def test_cli_rejects_bad_recipe_names_and_options(tmp_path):
     assert result.exit_code == 2 and "--data-root needs --manifest" in result.output
 
 
-def test_table_findings_say_whether_the_seeds_rank_the_top_two_rows():
+def test_table_findings_say_whether_the_intervals_rank_the_top_two_rows():
     from mammo_models.recipes.render import _ranking_caveat
 
-    def frame(means, stds):
+    def frame(means, margins):
         return pd.DataFrame(
             {
                 "name": [f"row{i}" for i in range(len(means))],
                 "runs": [3] * len(means),
                 "malignant_auc_mean": means,
-                "malignant_auc_std": stds,
+                "malignant_auc_margin": margins,
             }
         )
 
     close = _ranking_caveat(frame([0.87, 0.90, 0.85], [0.05, 0.05, 0.06]))
     assert len(close) == 1 and "runner-up: row0 (0.870)" in close[0]
-    assert "do not rank" in close[0] and f"{math.sqrt(2 * 0.05**2 / 3):.3f}" in close[0]
-    clear = _ranking_caveat(frame([0.70, 0.90], [0.01, 0.01]))
-    assert "more than two standard errors" in clear[0] and "runner-up: row0" in clear[0]
-    assert _ranking_caveat(frame([0.9, 0.8], [math.nan, math.nan])) == []  # one seed: no std
+    assert "do not rank" in close[0] and "half-widths 0.050 and 0.050" in close[0]
+    clear = _ranking_caveat(frame([0.70, 0.90], [0.05, 0.05]))
+    assert "do not overlap" in clear[0] and "runner-up: row0" in clear[0]
+    assert _ranking_caveat(frame([0.9, 0.8], [math.nan, math.nan])) == []  # one seed: no interval
     assert _ranking_caveat(frame([0.9], [0.01])) == []
 
 

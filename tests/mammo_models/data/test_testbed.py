@@ -75,7 +75,7 @@ def test_heatmaps_alone_rank_breasts_like_a_patch_classifier(small_cue_mlo):
 def test_each_testbed_plants_its_own_cause(tmp_path):
     base = get_preset("tiny").synthetic
     cal = {}
-    for name in ("cue-cc", "balanced", "mlo-blind"):
+    for name in ("cue-cc", "balanced", "mlo-blind", "lesion-mlo"):
         load_synthetic(with_testbed(base, name), tmp_path / name)
         cal[name] = _calibration(tmp_path / name)
     assert cal["cue-cc"]["signal"]["cue"] > 0 and "CC" in cal["cue-cc"]["probe"]["what"]
@@ -83,6 +83,9 @@ def test_each_testbed_plants_its_own_cause(tmp_path):
     assert cal["mlo-blind"]["signal"]["cue"] is None
     assert cal["mlo-blind"]["signal"]["lesion"]["MLO"] == 0.0
     assert cal["mlo-blind"]["signal"]["lesion"]["CC"] > 0
+    lesion = cal["lesion-mlo"]["signal"]["lesion"]
+    assert cal["lesion-mlo"]["signal"]["cue"] is None
+    assert lesion["MLO"] == pytest.approx(2 * lesion["CC"], rel=0.25)  # half contrast in CC
     meta = json.loads((tmp_path / "mlo-blind" / "synthetic.json").read_text())
     assert meta["config"]["testbed"] == "mlo-blind"
 
@@ -92,4 +95,4 @@ def test_unknown_testbed_is_one_line_naming_the_option(tmp_path):
         with_testbed(get_preset("tiny").synthetic, "x")
     with pytest.raises(ConfigError, match="--testbed 'x' is unknown; expected one of cue-mlo"):
         ExperimentConfig(out=tmp_path / "r.zarr", data=DataSource(testbed="x"))
-    assert list(TESTBEDS) == ["cue-mlo", "cue-cc", "balanced", "mlo-blind"]
+    assert list(TESTBEDS) == ["cue-mlo", "cue-cc", "balanced", "mlo-blind", "lesion-mlo"]
