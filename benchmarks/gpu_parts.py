@@ -268,7 +268,7 @@ def cost(ctx: Context) -> Iterator[Row]:
 
 def _parses(argv: list[str]) -> None:
     """Raise if ``lca-run`` would reject ``argv`` (so the command cannot rot while skipped)."""
-    from cli.run import main
+    from lca_toolkit_cli.run import main
 
     command = main.commands[argv[0]]
     command.make_context(f"lca-run {argv[0]}", list(argv[1:]))
@@ -299,7 +299,7 @@ def sync_bn(ctx: Context) -> Iterator[Row]:
     for synced in (False, True):
         out = ctx.scratch / f"syncbn_{synced}.zarr"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        cmd += ["--nproc_per_node=2", "-m", "cli.run", *argv(out, synced)]
+        cmd += ["--nproc_per_node=2", "-m", "lca_toolkit_cli.run", *argv(out, synced)]
         t = time.perf_counter()
         done = subprocess.run(cmd, env=ctx.env, cwd=ROOT, capture_output=True, text=True)
         seconds[synced] = time.perf_counter() - t

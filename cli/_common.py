@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
-from cli._errors import describe, describe_user_error
 from lca_toolkit import LcaToolkitError, distributed
 from lca_toolkit.job import JobError
 from mammo_models import CheckpointError
 from mammo_models.data import MammoDataError
 from mammo_models.training import ConfigError, ResumeError
-from mammo_models.training.checkpoint import CheckpointNotFoundError
+
+from ._errors import describe, describe_user_error
 
 EXPECTED_ERRORS = (
     ConfigError,
@@ -27,7 +27,6 @@ EXPECTED_ERRORS = (
     LcaToolkitError,
     MammoDataError,
     CheckpointError,
-    CheckpointNotFoundError,
     JobError,
     ValueError,
     OSError,

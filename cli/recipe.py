@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
-from cli._common import fail_cleanly
-from cli._console import Bar
-from cli._ignored import refuse_unread_recipe_options
-from cli._options import testbed_option
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes, resolve
 from mammo_models.recipes.make import count_lines, run_counts
 from mammo_models.recipes.settings import SEARCHES
 from mammo_models.training import LCA_SETS, TRAIN_PRESETS, DataSource
 from mammo_models.training.sweep import parse_seeds
+
+from ._common import fail_cleanly
+from ._console import Bar
+from ._ignored import refuse_unread_recipe_options
+from ._options import testbed_option
 
 
 @click.command("recipe")

@@ -13,17 +13,6 @@ from typing import Any
 
 import click
 
-from cli._common import echo, fail_cleanly, in_process_group
-from cli._console import Bar, TickingBatches, one_line_warnings
-from cli._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
-from cli._options import (
-    common_training_options,
-    mirror_spec,
-    on_nonfinite_option,
-    tensorboard_option,
-)
-from cli._resume import RESUME_OPTIONS, resumed_config
-from cli.recipe import recipe
 from lca_toolkit import StoreError, distributed
 from lca_toolkit.job import load_job, run_job
 from lca_toolkit.quadrature import RULE_NAMES
@@ -46,6 +35,18 @@ from mammo_models.training.sweep import (
     select_from_index,
     select_sweep,
 )
+
+from ._common import echo, fail_cleanly, in_process_group
+from ._console import Bar, TickingBatches, one_line_warnings
+from ._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
+from ._options import (
+    common_training_options,
+    mirror_spec,
+    on_nonfinite_option,
+    tensorboard_option,
+)
+from ._resume import RESUME_OPTIONS, resumed_config
+from .recipe import recipe
 
 
 def _replace_store_on_main(out: Path) -> None:

@@ -15,6 +15,7 @@ layout is written down once and "can this run be resumed?" has one answer.
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -193,18 +194,34 @@ class RunDir:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint this package wrote (our own files: full unpickling).
+    """Load a checkpoint this package wrote, with ``torch.load(..., weights_only=True)``.
+
+    Every checkpoint the toolkit writes holds tensors (RNG states included) and plain Python
+    values only, so it loads without unpickling arbitrary objects: opening a run folder someone
+    sent cannot run whatever its pickle holds.
 
     Raises:
-        RunStateError: no file at ``path`` (``no checkpoint at PATH``), or the file is damaged or
-            holds something other than a checkpoint; the message names the file.
+        RunStateError: no file at ``path`` (``no checkpoint at PATH``), a file whose pickle would
+            run code (refused), or a file that is damaged or holds something other than a
+            checkpoint; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise RunStateError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as exc:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:  # a damaged file fails the same way
+            raise RunStateError(
+                f"cannot read the checkpoint at {path} (not a checkpoint, or damaged); start the "
+                "run again with --overwrite"
+            ) from None
+        raise RunStateError(
+            f"refusing to load {path}: it holds {found.group(1)}, an object whose unpickling "
+            "would run code, and lca_toolkit checkpoints hold tensors and plain values only"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunStateError(
             f"cannot read the checkpoint at {path} ({first}); the file is damaged: start the run "

@@ -42,8 +42,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import distributed
 from .._batches import move_to
 from .._extras import require_for_integration
@@ -52,7 +50,7 @@ from ..errors import TrackerError
 from ..groups import ParamGroups
 from ..lca import LossFn
 from ..records import Sink
-from ..rundir import RunDir
+from ..rundir import RunDir, load_checkpoint
 from ..tracker import Tracker
 from ._options import tracker_options
 
@@ -214,7 +212,7 @@ class LcaCallback(_pl.Callback):
         path = self._rank_file(step, distributed.rank())
         if not path.is_file():
             raise TrackerError(f"LcaCallback: this rank's tracker state {path} is missing")
-        self._resume = torch.load(path, map_location="cpu", weights_only=False)
+        self._resume = load_checkpoint(path)
 
     def _rank_file(self, step: int, rank: int) -> Path:
         if not isinstance(self.store, (str, os.PathLike)):

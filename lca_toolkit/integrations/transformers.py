@@ -49,6 +49,7 @@ from ..errors import TrackerError
 from ..groups import ParamGroups
 from ..lca import LossFn
 from ..records import Sink
+from ..rundir import load_checkpoint
 from ..tracker import Tracker
 from ._backward_end import BackwardEnd
 from ._options import tracker_options
@@ -205,7 +206,7 @@ class LcaCallback(_transformers.TrainerCallback):
             candidates.insert(0, Path(args.resume_from_checkpoint) / STATE_FILE)
         for path in candidates:
             if path.is_file():
-                return torch.load(path, map_location="cpu", weights_only=False)
+                return load_checkpoint(path)
         raise TrackerError(
             f"LcaCallback: the Trainer resumes at step {state.global_step} but no tracker state "
             f"was found (looked for {', '.join(str(p) for p in candidates)}); resume from a "

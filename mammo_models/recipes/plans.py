@@ -34,21 +34,7 @@ from ..training.config import run_dir
 from ..training.data_setup import full_epoch_size
 from ..training.sweep import SweepSpec, plan_sweep
 from . import blend, search
-from .settings import APPENDIX_A_FRACTION, RecipeSettings, RunSpec
-
-COST: dict[str, float] = {
-    "uni_cc": 0.5,
-    "uni_mlo": 0.5,
-    "joint": 1.0,
-    "shared": 1.0,
-    "split": 1.0,
-    "pretraining": 0.6,
-    "modality_dropout": 1.5,
-    "split_lr": 1.0,
-    "gradient_blending": 2.2,
-    "lca": 1.6,
-}
-"""Rough training cost relative to a Joint ResNet run, for scheduling the longest first."""
+from .settings import APPENDIX_A_FRACTION, COST, RecipeSettings, RunSpec
 
 TABLE1_ROWS: tuple[tuple[str, str], ...] = (
     ("uni_mlo", "uni-view MLO"),

@@ -40,7 +40,7 @@ from ..training.config import run_dir
 from ..training.selection import Selection, mean_se_text, select_best
 from ..training.sweep import SweepSpec, default_lr_range, plan_sweep, sweep_groups
 from . import blend
-from .settings import RecipeSettings, RunSpec
+from .settings import COST, RecipeSettings, RunSpec
 
 BLEND_LR = 1e-4
 """Appendix C trains every Gradient Blending model at a fixed learning rate of 1e-4."""
@@ -103,7 +103,6 @@ def _lr_tag(lr: float) -> str:
 
 def row_search(s: RecipeSettings, folder: str, row: str) -> Search:
     """The search of one table row (module docstring); ``folder`` is ``heatmaps`` or ``images``."""
-    from .plans import COST  # the costs live with the other plans
 
     name = f"search/{folder}/{row}"
     data = replace(s.data, heatmaps=folder == "heatmaps")
@@ -142,7 +141,6 @@ def _add_weight_sets(s: RecipeSettings, search: Search, name: str, data: Any) ->
     """Appendix C's weight sets of the metrics in ``blend_metrics`` (Table 4), x seeds: the
     first metric's [0, N] runs estimate the weights; every other set of the same seed is
     derived from that estimation (:mod:`.blend`), so it is trained once per seed."""
-    from .plans import COST
 
     first = s.blend_metrics[0]
     regs = RegularizerConfig(blend_metric=first)

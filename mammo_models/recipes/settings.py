@@ -196,3 +196,18 @@ class RunSpec:
     needs: tuple[str, ...] = ()
     cost: float = 1.0
     soft_needs: bool = False
+
+
+COST: dict[str, float] = {
+    "uni_cc": 0.5,
+    "uni_mlo": 0.5,
+    "joint": 1.0,
+    "shared": 1.0,
+    "split": 1.0,
+    "pretraining": 0.6,
+    "modality_dropout": 1.5,
+    "split_lr": 1.0,
+    "gradient_blending": 2.2,
+    "lca": 1.6,
+}
+"""Rough training cost relative to a Joint ResNet run, for scheduling the longest first."""

@@ -1,29 +1,15 @@
-"""Checkpoints of mammography runs: atomic saves (from lca_toolkit) and loading."""
+"""Room for a mammography run's checkpoints (the files themselves are :class:`lca_toolkit.RunDir`'s)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from lca_toolkit.checkpoint import save_atomic
 from lca_toolkit.store import nearest_existing
 
-__all__ = ["CheckpointNotFoundError", "check_room", "load", "save_atomic"]
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """No checkpoint to resume from; the message names the path."""
-
-
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_atomic` (our own files: full unpickling)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+__all__ = ["check_room"]
 
 
 def check_room(directory: Path, model: torch.nn.Module) -> None:

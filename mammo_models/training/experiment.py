@@ -363,10 +363,10 @@ class Experiment:
             "accumulator": acc.state_dict(),
             "best": best,
         }
-        state["rng_torch"], state["rng_cuda"] = rng_states()
+        state["rng"], state["rng_cuda"] = rng_states()
         state["config"] = self.config.to_dict()
         if distributed.is_main():
-            checkpoint.save_atomic(state, self.config.run_dir.last)
+            self.config.run_dir.save_resumable(state)
 
     def _train_and_test(
         self, run_data: RunData, model, optimizer, tracker: Tracker, state: dict[str, Any] | None
@@ -392,7 +392,7 @@ class Experiment:
             epoch, start, best = state["epoch"], state["start"], state["best"]
             if distributed.is_main():  # it holds every rank's predictions of the epoch so far
                 acc.load_state_dict(state["accumulator"], self.device)
-            restore_rng(state["rng_torch"], state["rng_cuda"])
+            restore_rng(state.get("rng", state.get("rng_torch")), state["rng_cuda"])
             self.echo(f"resuming at epoch {epoch}, step {tracker.step}")
         bar = tqdm(
             total=n_epochs * steps_per_epoch,
@@ -475,10 +475,7 @@ class Experiment:
             tracker.log_epoch(epoch, metrics)
             if not math.isnan(val.auc) and val.auc > best["val_auc"]:
                 best = {"epoch": epoch, "val_auc": val.auc}
-                checkpoint.save_atomic(
-                    {"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc},
-                    c.run_dir.best,
-                )
+                c.run_dir.save_best({"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc})
             if partial:
                 epoch += 1
                 break

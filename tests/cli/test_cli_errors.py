@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli._errors import keep_reasons
+from lca_toolkit_cli.run import main
 from PIL import Image
 
-from cli._errors import keep_reasons
-from cli.run import main
 from lca_toolkit import open_run
 
 

@@ -14,9 +14,9 @@ import pandas as pd
 import plot_stores as stores
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli.plot import main
 from PIL import Image
 
-from cli.plot import main
 from lca_toolkit.plots import auc_table
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli._resume import stored_options
+from lca_toolkit_cli.run import build_config, main
 
-from cli._resume import stored_options
-from cli.run import build_config, main
 from lca_toolkit import open_run
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from killed_experiment import tiny_config
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models import VARIANTS
 from mammo_models.training import Experiment

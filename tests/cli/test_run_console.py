@@ -7,10 +7,10 @@ import warnings
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli._console import one_line_warnings
+from lca_toolkit_cli._resume import RESUME_OPTIONS
+from lca_toolkit_cli.run import main
 
-from cli._console import one_line_warnings
-from cli._resume import RESUME_OPTIONS
-from cli.run import main
 from mammo_models.training.evaluate import split_metrics
 
 JOB = """

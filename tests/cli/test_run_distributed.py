@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.training import ConfigError
 

@@ -129,9 +129,9 @@ def checkpoint_temp_written(c: Counter) -> None:
 
 def after_checkpoint(c: Counter) -> None:
     """Right after a checkpoint (last.pt or best.pt) was renamed into place."""
-    from mammo_models.training import checkpoint
+    from lca_toolkit import rundir
 
-    _wrap(checkpoint, "save_atomic", c, after=True)
+    _wrap(rundir, "save_atomic", c, after=True)
 
 
 def _store_put(c: Counter, matches: Callable[[Path], bool], *, partial: bool) -> None:

@@ -48,7 +48,8 @@ def tracker_run(store: str, nbytes: int) -> int:
 
 
 def mammo_run(factor: float, args: list[str]) -> None:
-    from cli.run import main
+    from lca_toolkit_cli.run import main
+
     from mammo_models.variants import build_model
 
     model = build_model("joint", input_channels=1)

@@ -13,9 +13,9 @@ import numpy as np
 import plot_stores as stores
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli.plot import main as lca_plot
 from matplotlib.figure import Figure
 
-from cli.plot import main as lca_plot
 from lca_toolkit import open_run
 from lca_toolkit.plots import (
     NEEDS,

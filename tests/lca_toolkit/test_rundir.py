@@ -189,3 +189,32 @@ def test_tracker_attrs_tables_and_restart(tmp_path):
     run = open_run(path)
     assert run.attrs["results"] == {"auc": 0.75}
     assert run.table("predictions")["index"].tolist() == [0, 1, 2]
+
+
+class _RunsCodeWhenUnpickled:
+    """Stands for any object a crafted checkpoint could carry: unpickling it calls a function."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused_in_one_line(tmp_path, capsys):
+    run = RunDir(tmp_path / "run.zarr")
+    run.save_resumable({"model": {"w": torch.zeros(2)}, "extra": _RunsCodeWhenUnpickled()})
+    with pytest.raises(RunStateError) as info:
+        run.load_resumable()
+    message = str(info.value)
+    assert "refusing to load" in message and "holds print," in message and "\n" not in message
+    assert "this ran while loading" not in capsys.readouterr().out  # nothing was executed
+
+
+def test_the_toolkit_s_own_checkpoints_load_without_unpickling_objects(tmp_path):
+    from lca_toolkit.rundir import rng_states
+
+    run = RunDir(tmp_path / "run.zarr")
+    rng, rng_cuda = rng_states()
+    state = {"model": {"w": torch.ones(3)}, "epoch": 2, "best": {"epoch": 1, "val_auc": 0.5},
+             "rng": rng, "rng_cuda": rng_cuda, "config": {"lr": 1e-4, "name": None}}  # fmt: skip
+    run.save_resumable(state)
+    loaded = run.load_resumable()
+    assert torch.equal(loaded["rng"], rng) and loaded["config"] == state["config"]

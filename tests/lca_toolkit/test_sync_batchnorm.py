@@ -72,8 +72,7 @@ def test_sync_bn_converts_on_cuda_only():
 
 def test_lca_run_sync_bn_on_cpu_is_one_line(tmp_path):
     from click.testing import CliRunner
-
-    from cli.run import main
+    from lca_toolkit_cli.run import main
 
     out = tmp_path / "run.zarr"
     result = CliRunner().invoke(

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.recipes import RecipeSettings, make_recipes, plans, run_all
 from mammo_models.recipes import runner as runner_module

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 from PIL import Image
 
-from cli.run import main
 from lca_toolkit import open_run, open_runs
 from lca_toolkit.plots import auc_table
 from mammo_models.recipes import RECIPES, RecipeSettings, RunSpec, make_recipes, plans, run_all

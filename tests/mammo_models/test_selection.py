@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.training.selection import SelectionError, score_run, select_best
 from mammo_models.training.sweep import setting_name

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from bad_files import write_broken
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.data import get_preset, load_synthetic
 

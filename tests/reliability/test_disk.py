@@ -47,7 +47,7 @@ READ_ONLY = """
 import json, sys
 from pathlib import Path
 from click.testing import CliRunner
-from cli.run import main
+from lca_toolkit_cli.run import main
 from lca_toolkit.errors import StoreError
 from lca_toolkit.store import RunWriter
 from mammo_models.training import DataSource, Experiment, ExperimentConfig

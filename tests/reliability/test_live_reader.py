@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from lca_toolkit_cli.plot import main as lca_plot  # noqa: E402
 
-from cli.plot import main as lca_plot  # noqa: E402
 from lca_toolkit import open_run  # noqa: E402
 from lca_toolkit.plots import plot_cumulative_lca, plot_grad_norm  # noqa: E402
 

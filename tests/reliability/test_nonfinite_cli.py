@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
+from lca_toolkit_cli.run import main
 
-from cli.run import main
 from lca_toolkit import open_run
 from mammo_models.training import experiment
 
