@@ -62,7 +62,7 @@ def test_job_tensorboard_mirrors_norms_and_lca(tmp_path):
 def test_mammo_passes_tensorboard_to_the_experiment(tmp_path, monkeypatch):
     """The option reaches ``Experiment(mirror=...)`` (a real tiny run costs too long here; the
     Tracker side is covered by the job test and tests/lca_toolkit/test_mirror_tensorboard.py)."""
-    import cli.run
+    import lca_toolkit_cli.run as cli_run
 
     seen = {}
 
@@ -76,7 +76,7 @@ def test_mammo_passes_tensorboard_to_the_experiment(tmp_path, monkeypatch):
         def run(self):
             raise Stop("stopped before training")
 
-    monkeypatch.setattr(cli.run, "Experiment", FakeExperiment)
+    monkeypatch.setattr(cli_run, "Experiment", FakeExperiment)
     tb = tmp_path / "tb"
     code, text = lca_run(
         "mammo", "--preset", "tiny", "--quiet", "--out", tmp_path / "j.zarr", "--tensorboard", tb
