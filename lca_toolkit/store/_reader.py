@@ -349,9 +349,13 @@ class Run:
         A metric first logged in a later epoch is NaN in earlier rows.
         """
         metrics = list(self.attrs.get("epoch_metrics", []))
-        specs = [EPOCH_INDEX, *(metric_spec(m) for m in metrics)]
-        d, attrs = self._read_section("epochs", specs)
-        committed = list(attrs.get("epoch_metrics", []))
+        while True:  # a writer may commit a new metric between the two reads of the attrs
+            specs = [EPOCH_INDEX, *(metric_spec(m) for m in metrics)]
+            d, attrs = self._read_section("epochs", specs)
+            committed = list(attrs.get("epoch_metrics", []))
+            if set(committed) <= set(metrics):
+                break
+            metrics = committed
         cols = {"epoch": d["epoch"]}
         cols.update({m: d[m] for m in committed if m in d})
         return pd.DataFrame(cols)

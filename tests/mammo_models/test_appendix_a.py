@@ -348,11 +348,11 @@ def test_bad_values_are_one_line_cli_errors_naming_the_option(synth, tmp_path):
             2,
             "Error: Invalid value for '--epoch-breasts': '9.5' is not a valid integer range.",
         ),
-        (
+        (  # refused by the command line before the config is built
             ("--lca-epochs", "2", "--no-lca"),
-            1,
-            "Error: --lca-epochs 2 limits LCA to the first epochs, but --no-lca records none; "
-            "give one of --lca-epochs and --no-lca",
+            2,
+            "Error: --lca-epochs is used only when LCA is recorded (not with --no-lca): this "
+            "command would ignore it; drop it or add what it needs",
         ),
         (
             ("--epoch-breasts", "17"),
