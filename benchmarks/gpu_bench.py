@@ -1,7 +1,7 @@
 """Every GPU row from one command: ``make gpu-bench``, within 8 minutes on one H100 or H200.
 
-GPU sessions are rare and short, so the measurements that need a GPU are one prepared command
-that cannot waste them. The parts (``gpu_parts.py``, in this order: environment, synthetic data,
+Time on a GPU machine is scarce and short, so the measurements that need a GPU are one prepared
+command that cannot waste it. The parts (``gpu_parts.py``, in this order: environment, synthetic data,
 end-to-end training at ``--preset paper`` with both feeds against the GPU-bound rate, LCA
 accuracy at k = 60 with the default rule, recording overhead, LCA cost against its floor,
 ``--sync-bn`` under torchrun with 2+ GPUs, FSDP2 scripts once they exist) each run in a process

@@ -11,11 +11,11 @@ of the others. Adding a part is one function::
         yield Row("what was measured", "the number", "what it is against, how")
 
 ``ctx.smoke`` asks for the same code path for a second or two on the CPU (``make test`` runs it,
-so a part cannot rot between GPU sessions). A benchmark script of its own (FSDP2's, for one)
+so a part cannot rot between GPU runs). A benchmark script of its own (FSDP2's, for one)
 is one :func:`script_part` line: the script's Markdown table body lines become rows.
 
 The order of registration is the order of the run, most wanted first: a run cut short by the
-session's time loses the last parts.
+machine's time limit loses the last parts.
 """
 
 from __future__ import annotations
