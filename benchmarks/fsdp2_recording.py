@@ -15,7 +15,7 @@ sharded) and measures, interleaved, per repeat:
   shards) on each rank, against an engine built on the same model unsharded.
 
     python benchmarks/fsdp2_recording.py --width 512 --depth 4 --steps 10 --repeats 5
-    python benchmarks/fsdp2_recording.py --smoke    # every code path in seconds (make test)
+    python benchmarks/fsdp2_recording.py --smoke    # one rank in this process, seconds (make test)
 
 With GPUs it starts one rank per GPU (NCCL); on the CPU, 2 gloo ranks.
 
@@ -202,31 +202,11 @@ def main() -> None:
         a.ranks = torch.cuda.device_count() or 2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        args = [
-            f"--{k.replace('_', '-')}={v}"
-            for k, v in vars(a).items()
-            if k not in ("worker", "out", "ranks", "smoke")
-        ]
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={a.ranks}",
-            __file__,
-            "--worker",
-            f"--out={out}",
-            *args,
-        ]
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": str(a.threads),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        }
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(done.stderr[-3000:])
-        r = json.loads(out.read_text())
+        if a.smoke:
+            _smoke_in_process(a, out)
+            r = json.loads(out.read_text())
+        else:
+            r = _launch(a, out)
     m, ratios = r["medians"], r["ratios"]
 
     def spread(values: list[float]) -> str:
@@ -249,6 +229,48 @@ def main() -> None:
         f"| LCA engine memory per rank ({what}) | {held} MiB | the unsharded engine "
         f"{r['unsharded'] / mib:.2f} MiB (snapshot and endpoint gradient) |"
     )
+
+
+def _smoke_in_process(a: argparse.Namespace, out: Path) -> None:
+    """``--smoke``: one rank in this process (a one-rank gloo group), every code path of the
+    worker in seconds, without a launcher."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+    try:
+        a.out = str(out)
+        worker(a)
+    finally:
+        dist.destroy_process_group()
+
+
+def _launch(a: argparse.Namespace, out: Path) -> dict:
+    """torchrun with ``a.ranks`` processes running :func:`worker`; its result."""
+    args = [
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in vars(a).items()
+        if k not in ("worker", "out", "ranks", "smoke")
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={a.ranks}",
+        __file__,
+        "--worker",
+        f"--out={out}",
+        *args,
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(a.threads),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    return json.loads(out.read_text())
 
 
 if __name__ == "__main__":
