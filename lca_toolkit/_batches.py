@@ -1,4 +1,5 @@
-"""Moving nested batches (tensors in dicts, lists, tuples) to a device."""
+"""Moving nested batches (tensors in dicts, lists, tuples) to a device, and checking what
+``loss_fn`` returns for one."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def move_to(batch: Any, device: torch.device, upcast: bool = False) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to(v, device, upcast) for v in batch)
     return batch
+
+
+def per_sample_losses(losses: Any) -> torch.Tensor:
+    """``losses`` as returned by ``loss_fn(model, batch)``, checked to be a 1-D tensor.
+
+    Raises:
+        LcaError: anything else (a mean over the batch, a scalar, another type).
+    """
+    if not isinstance(losses, torch.Tensor) or losses.dim() != 1:
+        from .errors import LcaError
+
+        shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+        raise LcaError(
+            f"loss_fn must return a 1-D tensor of per-sample losses (reduction='none'); got {shape}"
+        )
+    return losses

@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from . import distributed
-from ._batches import move_to
+from ._batches import move_to, per_sample_losses
 from .chord import ChordIntegral, integrate
 from .errors import LcaError
 from .groups import ParamGroups
@@ -364,11 +364,7 @@ class LcaEngine:
             losses = functional_call(
                 self._call, mapping, (move_to(batch, self.device, self._low_precision),)
             )
-            if not isinstance(losses, Tensor) or losses.dim() != 1:
-                shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses).__name__
-                raise LcaError(
-                    f"loss_fn must return a 1-D tensor of per-sample losses (reduction='none'); got {shape}"
-                )
+            losses = per_sample_losses(losses)
             batch_sum = losses.sum()
             batch_sum.backward()
             total += batch_sum.detach().to(torch.float64)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed
-from .errors import LcaError
+from ._batches import per_sample_losses
 from .sharding import local
 
 
@@ -122,8 +122,6 @@ def my_weighted_batches(batches: Iterable[Any]) -> Iterator[tuple[Any, float]]:
                 mine += 1
                 yield batch, 1.0
             n = i + 1
-    if n == 0:
-        raise LcaError("eval_batches is empty: LCA needs at least one evaluation sample")
     for _ in range(-(-n // world) - mine):
         yield first, 0.0
 
@@ -145,12 +143,7 @@ def sharded_gradient_pass(
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     for batch, weight in my_weighted_batches(batches):
-        losses = loss_fn(model, move(batch))
-        if not isinstance(losses, Tensor) or losses.dim() != 1:
-            shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses).__name__
-            raise LcaError(
-                f"loss_fn must return a 1-D tensor of per-sample losses (reduction='none'); got {shape}"
-            )
+        losses = per_sample_losses(loss_fn(model, move(batch)))
         batch_sum = losses.sum()
         (batch_sum * weight if weight != 1.0 else batch_sum).backward()
         if weight:
