@@ -4,8 +4,10 @@ Per-parameter-group gradient norms every optimizer step and step-k Loss Change A
 every k steps, for any PyTorch model, stored in a zarr run store and read back as pandas frames.
 """
 
+from .ablation import AblationProbe, AblationResult, Modality, ablation_frame
 from .analysis import GroupComparison, compare_groups, group_totals
 from .errors import (
+    AblationError,
     GroupError,
     LcaError,
     LcaToolkitError,
@@ -36,6 +38,9 @@ __version__ = "0.1.0"
 RunWriter.default_library_version = __version__  # recorded in every store's library_versions
 
 __all__ = [
+    "AblationError",
+    "AblationProbe",
+    "AblationResult",
     "AdaptiveOptions",
     "AucCovariance",
     "Interval",
@@ -45,6 +50,7 @@ __all__ = [
     "LcaResult",
     "LcaRecord",
     "LcaResidualWarning",
+    "Modality",
     "Run",
     "RunDir",
     "RunState",
@@ -53,6 +59,7 @@ __all__ = [
     "Sink",
     "StepBlock",
     "Tracker",
+    "ablation_frame",
     "compare_groups",
     "delong",
     "t_interval",

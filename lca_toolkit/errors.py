@@ -68,3 +68,8 @@ class RunStateError(LcaToolkitError, OSError):
 class MissingExtraError(LcaToolkitError, ImportError):
     """An optional feature was asked for but the package it needs is not installed; the message
     names the ``lca-toolkit[extra]`` that installs it."""
+
+
+class AblationError(LcaToolkitError, ValueError):
+    """A modality to ablate is badly specified (name, path into the batch, how to remove it) or
+    asked for by a name the measurement does not have."""
