@@ -28,7 +28,7 @@ import torch
 from lca_toolkit import RunState, open_run
 
 from ..training import Experiment, ExperimentConfig
-from ..training.experiment import RESUME_MAY_CHANGE
+from ..training.config import run_settings
 from .settings import RunSpec
 
 
@@ -45,27 +45,20 @@ class RunOutcome:
     """What the run warned about, each once (printed under its line, not from the worker)."""
 
 
-def _wanted(config: ExperimentConfig) -> dict[str, Any]:
-    """The settings a stored run must share with ``config`` to be reused.
-
-    ``out`` is left out: the store being checked is at ``config.out`` by construction, and a
-    runs folder named another way (relative or absolute, or moved) holds the same runs.
-    """
-    skip = RESUME_MAY_CHANGE | {"out"}
-    return {k: v for k, v in config.to_dict().items() if k not in skip}
-
-
 def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
-    """The stored run is ``config``'s (Gradient Blending stores the weights it estimated)."""
-    wanted = _wanted(config)
+    """The stored run is ``config``'s (Gradient Blending stores the weights it estimated).
+
+    Compared as run settings (:func:`~mammo_models.training.config.run_settings`): the preset's
+    values written in, and without what a resume may change or ``out`` (a runs folder named
+    another way, relative or absolute, or moved, holds the same runs).
+    """
     try:  # options added since the run was stored take their defaults
-        stored = ExperimentConfig.from_dict(stored).to_dict()
+        got = run_settings(ExperimentConfig.from_dict(stored))
     except (ValueError, TypeError, KeyError):
-        pass
-    got = {k: stored.get(k) for k in wanted}
-    if config.regularizers.blend_weights is None and isinstance(got.get("regularizers"), dict):
-        got["regularizers"] = {**got["regularizers"], "blend_weights": None}
-    return got == wanted
+        return False
+    if config.regularizers.blend_weights is None:
+        got["blend_weights"] = None
+    return got == run_settings(config)
 
 
 def store_state(config: ExperimentConfig) -> RunState:

@@ -46,7 +46,7 @@ from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_
 from ..variants import build_model, param_groups
 from . import checkpoint
 from .blending import estimate_by_training, heldout_part
-from .config import ExperimentConfig
+from .config import ExperimentConfig, run_settings
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
 from .evaluate import predict, split_metrics
 from .metrics import auc
@@ -167,12 +167,10 @@ class Experiment:
         train_subset_metrics: bool = False,
         mirror: str | None = None,
     ) -> None:
-        self.config = config
+        self.config = config.resolved()  # the store holds the values that ran
         self.resume = resume
         self.progress = progress
         self.echo = echo
-        every = config.checkpoint_every
-        self.checkpoint_every = config.train_preset.checkpoint_every if every is None else every
         self.on_step = on_step
         self.train_subset_metrics = train_subset_metrics
         self.mirror = mirror
@@ -276,7 +274,6 @@ class Experiment:
         optimizer, lr_info = self._build_optimizer(model)
         checkpoint.check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
-        tp = c.train_preset
         record = c.record
         state = self._load_checkpoint()
         eval_batches = None
@@ -294,7 +291,7 @@ class Experiment:
             store_mode="resume" if self.resume else "create",
             loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if record.lca else None,
             eval_batches=eval_batches,
-            lca_every=(record.lca_every or tp.lca_every) if record.lca else None,
+            lca_every=record.lca_every if record.lca else None,
             quadrature=record.quadrature,
             rel_tol=record.rel_tol,
             max_panels=record.max_panels,
@@ -325,7 +322,7 @@ class Experiment:
         c, tp = self.config, self.config.train_preset
         return lca_eval_batches(
             run_data,
-            c.record.lca_subset or tp.lca_subset,
+            c.record.lca_subset,
             tp.eval_batch_size,
             c.seed,
             lca_set=c.record.lca_set,
@@ -448,7 +445,7 @@ class Experiment:
                     bar.set_postfix(loss=f"{loss.item():.3f}", best_val_auc=shown, refresh=False)
                 if self.on_step is not None:
                     self.on_step(tracker.step)
-                if self.checkpoint_every and tracker.step % self.checkpoint_every == 0:
+                if c.checkpoint_every and tracker.step % c.checkpoint_every == 0:
                     self._save_last(model, optimizer, tracker, epoch, start, acc, best)
             partial = start < steps_per_epoch  # --max-steps stopped inside the epoch
             if partial:  # checkpoint before this partial epoch is logged: resume finishes it
@@ -565,27 +562,17 @@ def _eval_epoch(state: dict[str, Any] | None) -> int:
     return epoch if start > 0 or epoch == 0 else epoch - 1
 
 
-RESUME_MAY_CHANGE: frozenset[str] = frozenset(
-    {"device", "num_workers", "max_steps", "checkpoint_every", "feed"}
-)
-"""Options a resumed run may change; every other difference would mix two experiments in one store."""
-
-
 def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
     """Refuse to resume with settings that differ from the checkpoint's (naming the first ones)."""
-    now = config.to_dict()
+    now = run_settings(config)
     try:  # options added since the checkpoint was written take their defaults
-        saved = ExperimentConfig.from_dict(saved).to_dict()
+        then = run_settings(ExperimentConfig.from_dict(saved))
     except (ValueError, TypeError, KeyError):
-        pass
-    differing = [
-        k
-        for k in sorted(set(saved) | set(now))
-        if k not in RESUME_MAY_CHANGE | {"out"} and saved.get(k) != now.get(k)  # out: found there
-    ]
+        then = {}
+    differing = [k for k in now if then.get(k) != now[k]]
     if differing:
         shown = ", ".join(
-            f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})" for k in differing[:3]
+            f"{k} (checkpoint {then.get(k)!r}, now {now[k]!r})" for k in differing[:3]
         )
         raise ResumeError(
             f"--resume with settings that differ from the run's: {shown}; resume with the run's "
