@@ -383,8 +383,6 @@ def sweep(
     bar = Bar(total, desc=f"sweep {out.name}", unit="run", quiet=quiet)
 
     def run_one(config: ExperimentConfig, resume: bool) -> None:
-        if not resume and config.out.exists():
-            _replace_store(config.out)  # an unfinished run without a checkpoint starts over
         result = Experiment(config, resume=resume, progress=not quiet, echo=bar.echo).run()
         bar.echo("  " + "\n  ".join(summary_lines(result)))
 

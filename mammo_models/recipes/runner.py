@@ -28,7 +28,7 @@ import torch
 from lca_toolkit import RunState, open_run
 
 from ..training import Experiment, ExperimentConfig
-from ..training.config import run_settings
+from ..training.config import same_run
 from .settings import RunSpec
 
 
@@ -45,29 +45,13 @@ class RunOutcome:
     """What the run warned about, each once (printed under its line, not from the worker)."""
 
 
-def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
-    """The stored run is ``config``'s (Gradient Blending stores the weights it estimated).
-
-    Compared as run settings (:func:`~mammo_models.training.config.run_settings`): the preset's
-    values written in, and without what a resume may change or ``out`` (a runs folder named
-    another way, relative or absolute, or moved, holds the same runs).
-    """
-    try:  # options added since the run was stored take their defaults
-        got = run_settings(ExperimentConfig.from_dict(stored))
-    except (ValueError, TypeError, KeyError):
-        return False
-    if config.regularizers.blend_weights is None:
-        got["blend_weights"] = None
-    return got == run_settings(config)
-
-
 def store_state(config: ExperimentConfig) -> RunState:
     """``finished`` (same settings, done), ``resumable``, ``stale`` (remove) or ``missing``.
 
     See :meth:`lca_toolkit.RunDir.state`; a finished run is complete once it holds its results.
     """
     return config.run_dir.state(
-        lambda run: _same_settings(run.config.get("experiment", {}), config),
+        lambda run: same_run(run.config.get("experiment", {}), config),
         lambda run: "results" in run.attrs,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from lca_toolkit import RunDir
@@ -645,3 +646,20 @@ def run_settings(config: ExperimentConfig) -> dict[str, Any]:
     out. Two configs with equal settings train the same run."""
     values = flag_values(config.resolved())
     return {k: v for k, v in values.items() if k not in RESUMABLE}
+
+
+def same_run(stored: Mapping[str, Any], config: ExperimentConfig) -> bool:
+    """The run stored with settings ``stored`` (a store's ``config.experiment``) is ``config``'s.
+
+    Compared as :func:`run_settings`: the preset's values written in, without what a resume may
+    change or ``out`` (a runs folder named another way, relative or absolute, or moved, holds the
+    same runs). Gradient Blending stores the weights it estimated: a config that estimates them
+    (``blend_weights=None``) accepts any.
+    """
+    try:  # options added since the run was stored take their defaults
+        got = run_settings(ExperimentConfig.from_dict(dict(stored)))
+    except (ValueError, TypeError, KeyError):
+        return False
+    if config.regularizers.blend_weights is None:
+        got["blend_weights"] = None
+    return got == run_settings(config)
