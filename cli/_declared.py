@@ -65,7 +65,9 @@ def click_option(d: Declared, **overrides: Any) -> Decorator:
         opts = [f.flag]
         kwargs.update(type=_click_type(d), nargs=f.nargs, metavar=f.metavar)
         if default is not None:
-            kwargs["default"] = str(default) if f.choices and not isinstance(default, str) else default
+            kwargs["default"] = (
+                str(default) if f.choices and not isinstance(default, str) else default
+            )
         callback = _typed_choice(d)
         if callback is not None:
             kwargs["callback"] = callback

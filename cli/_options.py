@@ -35,7 +35,9 @@ def mirror_spec(tensorboard: Path | None) -> str | None:
     return None if tensorboard is None else f"tensorboard:{tensorboard}"
 
 
-def training_options(skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def training_options(
+    skip: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Every option of a mammography run (``lca-run mammo``; ``sweep`` skips ``seed``), and
     ``--quiet``."""
     generated = declared_options(ExperimentConfig, skip=skip)

@@ -14,8 +14,8 @@ from mammo_models.training.sweep import parse_seeds
 
 from ._common import fail_cleanly
 from ._console import Bar
-from ._ignored import refuse_unread_recipe_options
 from ._declared import declared_option
+from ._ignored import refuse_unread_recipe_options
 
 
 @click.command("recipe")
@@ -45,7 +45,9 @@ from ._declared import declared_option
     help="Where the figures, tables and README.md go.",
 )
 @declared_option(
-    ExperimentConfig, "manifest", help="A manifest of real data instead of the bundled synthetic set."
+    ExperimentConfig,
+    "manifest",
+    help="A manifest of real data instead of the bundled synthetic set.",
 )
 @declared_option(ExperimentConfig, "data_root")
 @declared_option(ExperimentConfig, "synthetic_root")

@@ -7,17 +7,17 @@ a non-zero exit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from lca_toolkit import StoreError, distributed
 from lca_toolkit.job import load_job, run_job
-from lca_toolkit.store import check_writable
 from lca_toolkit.options import build
+from lca_toolkit.store import check_writable
 from mammo_models.training import Experiment, ExperimentConfig, RecordConfig, summary_lines
 from mammo_models.training.config import run_dir as mammo_run_dir
 from mammo_models.training.sweep import (
@@ -32,8 +32,8 @@ from mammo_models.training.sweep import (
 
 from ._common import echo, fail_cleanly, in_process_group
 from ._console import Bar, TickingBatches, one_line_warnings
-from ._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
 from ._declared import declared_option
+from ._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
 from ._options import (
     mirror_spec,
     on_nonfinite_option,
@@ -116,9 +116,7 @@ def main() -> None:
     "--resume",
     is_flag=True,
     help="Continue a stopped run from its last checkpoint with its own settings: options of the "
-    "command that started it may be repeated, only "
-    + ", ".join(RESUMABLE_FLAGS)
-    + " may change.",
+    "command that started it may be repeated, only " + ", ".join(RESUMABLE_FLAGS) + " may change.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(

@@ -7,9 +7,9 @@ and the run stores it (as JSON) in the store's ``config.experiment`` attribute.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from lca_toolkit import RunDir
@@ -452,9 +452,7 @@ class ExperimentConfig:
     )
     batch_size: int = option(4, flag="--batch-size", min=1, help="Batch size.")
     seed: int = option(0, flag="--seed", min=0, help="Training seed.")
-    device: str = option(
-        "auto", flag="--device", resumable=True, help="cpu, cuda, cuda:N or auto."
-    )
+    device: str = option("auto", flag="--device", resumable=True, help="cpu, cuda, cuda:N or auto.")
     num_workers: int = option(
         0, flag="--workers", min=0, resumable=True, help="DataLoader workers."
     )

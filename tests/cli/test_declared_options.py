@@ -148,9 +148,9 @@ def test_every_option_round_trips_through_the_store_and_resume(name, lca_run, tm
     assert code == 0, text
     stored = ExperimentConfig.from_dict(open_run(out).config["experiment"])
     assert flag_values(stored)[name] == flag_values(Recorded.configs[-1])[name]
-    assert flag_values(stored)[name] == (
-        first if name != "data" else "manifest"
-    ), "the stored setting is the given one"
+    assert flag_values(stored)[name] == (first if name != "data" else "manifest"), (
+        "the stored setting is the given one"
+    )
 
     # Repeated on --resume: accepted, and the run continues with its own settings.
     code, text = lca_run(*command, "--resume")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from lca_toolkit_cli.run import main
 
