@@ -36,7 +36,7 @@ def _regularizer(o: Options) -> str:
 
 
 def _lca(o: Options) -> bool:
-    return not o["no_lca"]
+    return bool(o["lca"])
 
 
 LCA_OPTIONS = (

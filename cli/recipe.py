@@ -9,22 +9,21 @@ import click
 from mammo_models.recipes import RECIPES, RecipeSettings, make_recipes, resolve
 from mammo_models.recipes.make import count_lines, run_counts
 from mammo_models.recipes.settings import SEARCHES
-from mammo_models.training import LCA_SETS, TRAIN_PRESETS, DataSource
+from mammo_models.training import DataSource, ExperimentConfig
 from mammo_models.training.sweep import parse_seeds
 
 from ._common import fail_cleanly
 from ._console import Bar
+from ._declared import declared_option
 from ._ignored import refuse_unread_recipe_options
-from ._options import testbed_option
 
 
 @click.command("recipe")
 @click.argument("names", nargs=-1, type=click.Choice(["all", *RECIPES]))
-@click.option(
-    "--preset",
-    type=click.Choice(list(TRAIN_PRESETS)),
+@declared_option(
+    ExperimentConfig,
+    "preset",
     default="small",
-    show_default=True,
     help="What it takes on 2 CPU cores, measured: tiny (checks the pipeline in minutes, not "
     "seconds: 86 runs for all, a 5-epoch LCA run 81-186 s on busy cores), small (make figures; "
     "its measured time is in BENCHMARKS.md), demo, paper (the paper's scale: use a GPU).",
@@ -45,30 +44,20 @@ from ._options import testbed_option
     show_default=True,
     help="Where the figures, tables and README.md go.",
 )
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@declared_option(
+    ExperimentConfig,
+    "manifest",
     help="A manifest of real data instead of the bundled synthetic set.",
 )
-@click.option(
-    "--data-root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder the manifest's paths are relative to [default: the manifest's folder].",
-)
-@click.option(
-    "--synthetic-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data/synthetic"),
-    show_default=True,
-    help="Where the synthetic set is generated and cached.",
-)
-@testbed_option(
-    help="Planted cause of the synthetic data (the LCA figures also train the controls)."
+@declared_option(ExperimentConfig, "data_root")
+@declared_option(ExperimentConfig, "synthetic_root")
+@declared_option(
+    ExperimentConfig,
+    "testbed",
+    help="Planted cause of the synthetic data (the LCA figures also train the controls).",
 )
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of every table row.")
-@click.option(
-    "--epochs", type=click.IntRange(min=1), help="Epochs per run [default: the preset's]."
-)
+@declared_option(ExperimentConfig, "epochs", help="Epochs per run [default: the preset's].")
 @click.option(
     "--search",
     type=click.Choice(SEARCHES),
@@ -78,16 +67,16 @@ from ._options import testbed_option
     "paper: the paper's search per row (learning rates, dropout rates, Split Learning Rates, "
     "Gradient Blending weights, each x --seeds), the best mean validation AUC selected.",
 )
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+@declared_option(
+    ExperimentConfig,
+    "lr",
+    default=None,
+    show_default=False,
     help="Learning rate of every table run with --search fixed [default: 1e-4].",
 )
-@click.option(
-    "--dropout",
-    nargs=2,
-    type=click.FloatRange(min=0, max=1, max_open=True),
-    metavar="P_CC P_MLO",
+@declared_option(
+    ExperimentConfig,
+    "dropout",
     help="Modality Dropout rates of the CC and MLO views with --search fixed [default: 0.25 0.5].",
 )
 @click.option(
@@ -104,20 +93,22 @@ from ._options import testbed_option
     show_default=True,
     help="Split Learning Rates settings per base rate (--search paper) and in Figure 8.",
 )
-@click.option(
-    "--lca-epochs",
-    type=click.IntRange(min=1),
+@declared_option(
+    ExperimentConfig,
+    "lca_epochs",
     help="Epochs with LCA recorded in Figures 4-7 [default: 5; --preset paper: 6, appendix A].",
 )
-@click.option(
-    "--epoch-breasts",
-    type=click.IntRange(min=2),
+@declared_option(
+    ExperimentConfig,
+    "epoch_breasts",
     help="Breasts per epoch of the LCA runs [default: full epochs; --preset paper: 10% of "
     "them, appendix A's 970 exams].",
 )
-@click.option(
-    "--lca-set",
-    type=click.Choice(LCA_SETS),
+@declared_option(
+    ExperimentConfig,
+    "lca_set",
+    default=None,
+    show_default=False,
     help="E of the LCA runs [default: fixed-train; --preset paper: epoch, appendix A].",
 )
 @click.option(
@@ -132,7 +123,7 @@ from ._options import testbed_option
     show_default=True,
     help="Runs trained at the same time (processes sharing the CPU cores).",
 )
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@declared_option(ExperimentConfig, "device")
 @click.option("--quiet", is_flag=True, help="No progress bar (the per-run lines still print).")
 @fail_cleanly
 def recipe(

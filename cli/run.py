@@ -7,6 +7,7 @@ a non-zero exit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,9 @@ import click
 
 from lca_toolkit import StoreError, distributed
 from lca_toolkit.job import load_job, run_job
-from lca_toolkit.quadrature import RULE_NAMES
+from lca_toolkit.options import build
 from lca_toolkit.store import check_writable
-from mammo_models.training import (
-    DataSource,
-    Experiment,
-    ExperimentConfig,
-    RecordConfig,
-    RegularizerConfig,
-    summary_lines,
-)
+from mammo_models.training import Experiment, ExperimentConfig, RecordConfig, summary_lines
 from mammo_models.training.config import run_dir as mammo_run_dir
 from mammo_models.training.sweep import (
     SWEEP_KINDS,
@@ -38,14 +32,16 @@ from mammo_models.training.sweep import (
 
 from ._common import echo, fail_cleanly, in_process_group
 from ._console import Bar, TickingBatches, one_line_warnings
+from ._declared import declared_option
 from ._ignored import JOB_RULES, SWEEP_RULES, TRAINING_RULES, refuse_ignored
 from ._options import (
-    common_training_options,
     mirror_spec,
     on_nonfinite_option,
+    quiet_option,
     tensorboard_option,
+    training_options,
 )
-from ._resume import RESUME_OPTIONS, resumed_config
+from ._resume import RESUMABLE_FLAGS, resumed_config
 from .recipe import recipe
 
 
@@ -76,66 +72,10 @@ def check_output(path: Path, *, resume: bool, overwrite: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--out") from None
 
 
-def build_config(out: Path, seed: int, **o: Any) -> ExperimentConfig:
-    """The ExperimentConfig the options describe."""
-    if o["data_kind"] == "manifest" and o["manifest"] is None:
-        raise click.BadParameter("--data manifest needs --manifest FILE", param_hint="--manifest")
-    if o["manifest"] is not None and o["data_kind"] != "manifest":
-        o["data_kind"] = "manifest"
-    pretrained = None
-    if o["pretrained_cc"] or o["pretrained_mlo"]:
-        if not (o["pretrained_cc"] and o["pretrained_mlo"]):
-            raise click.BadParameter(
-                "give both --pretrained-cc and --pretrained-mlo", param_hint="--pretrained-cc"
-            )
-        pretrained = (o["pretrained_cc"], o["pretrained_mlo"])
-    alphas = dict(zip(("cc", "mlo", "shared"), o["alphas"], strict=True)) if o["alphas"] else None
-    return ExperimentConfig(
-        out=out,
-        variant=o["variant"],
-        regularizer=o["regularizer"],
-        preset=o["preset"],
-        lr=o["lr"],
-        epochs=o["epochs"],
-        batch_size=o["batch_size"],
-        seed=seed,
-        device=o["device"],
-        num_workers=o["workers"],
-        feed=o["feed"],
-        max_steps=o["max_steps"],
-        checkpoint_every=o["checkpoint_every"],
-        sync_bn=o["sync_bn"],
-        epoch_breasts=o["epoch_breasts"],
-        data=DataSource(
-            kind=o["data_kind"],
-            manifest=o["manifest"],
-            data_root=o["data_root"],
-            synthetic_root=o["synthetic_root"],
-            heatmaps=o["heatmaps"],
-            skip_bad_images=o["skip_bad_images"],
-            testbed=o["testbed"],
-        ),
-        record=RecordConfig(
-            lca=not o["no_lca"],
-            lca_every=o["lca_every"],
-            lca_subset=o["lca_subset"],
-            lca_set=o["lca_set"],
-            quadrature=o["quadrature"],
-            rel_tol=o["rel_tol"],
-            max_panels=int(o["max_panels"]),
-            bn_policy=o["bn_policy"],
-            on_nonfinite=o["on_nonfinite"],
-            lca_epochs=o["lca_epochs"],
-        ),
-        regularizers=RegularizerConfig(
-            modality_dropout=tuple(o["dropout"]) if o["dropout"] else None,
-            dropout_scaling=o["dropout_scaling"],
-            split_lr_alphas=alphas,
-            pretrained=pretrained,
-            blend_weights=tuple(o["blend_weights"]) if o["blend_weights"] else None,
-            blend_metric=o["blend_metric"],
-        ),
-    )
+def build_config(out: Path, options: Mapping[str, Any]) -> ExperimentConfig:
+    """The ExperimentConfig the options describe (the preset's values are written in when the
+    run starts: :meth:`ExperimentConfig.resolved`)."""
+    return build(ExperimentConfig, options, out=out)
 
 
 def _replace_store(out: Path) -> None:
@@ -165,10 +105,7 @@ def main() -> None:
 
 
 @main.command("mammo")
-@common_training_options
-@click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Training seed."
-)
+@training_options()
 @click.option(
     "--out",
     type=click.Path(dir_okay=True, path_type=Path),
@@ -179,9 +116,7 @@ def main() -> None:
     "--resume",
     is_flag=True,
     help="Continue a stopped run from its last checkpoint with its own settings: options of the "
-    "command that started it may be repeated, only "
-    + ", ".join("--" + name.replace("_", "-") for name in RESUME_OPTIONS)
-    + " may change.",
+    "command that started it may be repeated, only " + ", ".join(RESUMABLE_FLAGS) + " may change.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run store.")
 @click.option(
@@ -194,7 +129,6 @@ def main() -> None:
 @in_process_group
 def mammo(
     out: Path,
-    seed: int,
     resume: bool,
     overwrite: bool,
     quiet: bool,
@@ -220,10 +154,10 @@ def mammo(
         )
     check_output(out, resume=resume, overwrite=overwrite)
     if resume:
-        config = resumed_config(out, {**options, "seed": seed})
+        config = resumed_config(out, options)
     else:
         refuse_ignored(options, TRAINING_RULES)
-        config = build_config(out, seed, **options)
+        config = build_config(out, options)
     if overwrite:
         _replace_store_on_main(out)
     distributed.barrier()  # no rank creates the store before every rank checked --out
@@ -253,11 +187,9 @@ def mammo(
     type=click.IntRange(min=1),
     help="Optimizer steps between LCA snapshots (off when not given).",
 )
-@click.option(
-    "--quadrature",
-    type=click.Choice(RULE_NAMES),
-    default="adaptive",
-    show_default=True,
+@declared_option(
+    RecordConfig,
+    "quadrature",
     help="LCA quadrature rule (adaptive: Simpson refined until the residual is below 0.1% of "
     "the loss change, at most 16 panels).",
 )
@@ -278,7 +210,7 @@ def mammo(
     "instead of DDP; the job function stays the same.",
 )
 @tensorboard_option
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @fail_cleanly
 @in_process_group
 def job(
@@ -359,7 +291,7 @@ def _parse_value(text: str) -> Any:
 
 
 @main.command("sweep")
-@common_training_options
+@training_options(skip=("seed",))
 @click.option(
     "--kind",
     type=click.Choice(SWEEP_KINDS),
@@ -444,13 +376,11 @@ def sweep(
     spec = SweepSpec(
         kind=kind, n=n_settings, seeds=parse_seeds(seeds), lr_range=lr_range, sweep_seed=sweep_seed
     )
-    base = build_config(out / "base.zarr", spec.seeds[0], **options)
+    base = build_config(out / "base.zarr", {**options, "seed": spec.seeds[0]})
     total = len(plan_sweep(base, spec, out))
     bar = Bar(total, desc=f"sweep {out.name}", unit="run", quiet=quiet)
 
     def run_one(config: ExperimentConfig, resume: bool) -> None:
-        if not resume and config.out.exists():
-            _replace_store(config.out)  # an unfinished run without a checkpoint starts over
         result = Experiment(config, resume=resume, progress=not quiet, echo=bar.echo).run()
         bar.echo("  " + "\n  ".join(summary_lines(result)))
 

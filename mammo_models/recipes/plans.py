@@ -172,8 +172,10 @@ def _row_run(s: RecipeSettings, folder: str, row: str, seed: int) -> RunSpec:
         return RunSpec(name, _fixed(cfg), cost=COST[row])
     if row == "pretraining":
         cc, mlo = (table_run_name(folder, v, seed) for v in ("uni_cc", "uni_mlo"))
-        best = tuple(run_dir(s.root / f"{n}.zarr").best for n in (cc, mlo))
-        regs = RegularizerConfig(pretrained=best)  # type: ignore[arg-type]
+        regs = RegularizerConfig(
+            pretrained_cc=run_dir(s.root / f"{cc}.zarr").best,
+            pretrained_mlo=run_dir(s.root / f"{mlo}.zarr").best,
+        )
         cfg = s.config(name, regularizer=row, regularizers=regs, **fields)
         return RunSpec(name, _fixed(cfg), needs=(cc, mlo), cost=COST[row])
     if row == "split_lr":

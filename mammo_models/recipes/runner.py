@@ -21,14 +21,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lca_toolkit import RunState, open_run
 
 from ..training import Experiment, ExperimentConfig
-from ..training.experiment import RESUME_MAY_CHANGE
+from ..training.config import same_run
 from .settings import RunSpec
 
 
@@ -45,36 +44,13 @@ class RunOutcome:
     """What the run warned about, each once (printed under its line, not from the worker)."""
 
 
-def _wanted(config: ExperimentConfig) -> dict[str, Any]:
-    """The settings a stored run must share with ``config`` to be reused.
-
-    ``out`` is left out: the store being checked is at ``config.out`` by construction, and a
-    runs folder named another way (relative or absolute, or moved) holds the same runs.
-    """
-    skip = RESUME_MAY_CHANGE | {"out"}
-    return {k: v for k, v in config.to_dict().items() if k not in skip}
-
-
-def _same_settings(stored: dict[str, Any], config: ExperimentConfig) -> bool:
-    """The stored run is ``config``'s (Gradient Blending stores the weights it estimated)."""
-    wanted = _wanted(config)
-    try:  # options added since the run was stored take their defaults
-        stored = ExperimentConfig.from_dict(stored).to_dict()
-    except (ValueError, TypeError, KeyError):
-        pass
-    got = {k: stored.get(k) for k in wanted}
-    if config.regularizers.blend_weights is None and isinstance(got.get("regularizers"), dict):
-        got["regularizers"] = {**got["regularizers"], "blend_weights": None}
-    return got == wanted
-
-
 def store_state(config: ExperimentConfig) -> RunState:
     """``finished`` (same settings, done), ``resumable``, ``stale`` (remove) or ``missing``.
 
     See :meth:`lca_toolkit.RunDir.state`; a finished run is complete once it holds its results.
     """
     return config.run_dir.state(
-        lambda run: _same_settings(run.config.get("experiment", {}), config),
+        lambda run: same_run(run.config.get("experiment", {}), config),
         lambda run: "results" in run.attrs,
     )
 

@@ -183,7 +183,7 @@ def _start_from_selected_uni_views(s: RecipeSettings, folder: str, search: Searc
                 run_dir(v.select(s).winner_stores(f"{v.name} (for Pretraining)")[i]).best
                 for v in views
             )
-            regs = RegularizerConfig(pretrained=(cc, mlo))
+            regs = RegularizerConfig(pretrained_cc=cc, pretrained_mlo=mlo)
             return replace(config, regularizer="pretraining", regularizers=regs)
 
         search.runs.append(replace(spec, build=build, needs=needs, soft_needs=True))

@@ -7,14 +7,20 @@ and the run stores it (as JSON) in the store's ``config.experiment`` attribute.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lca_toolkit import RunDir
+from lca_toolkit.options import flag_values, from_plain, option, resumable, to_plain
+from lca_toolkit.quadrature import RULE_NAMES
 
 from ..data.synthetic import TESTBEDS
 from ..variants import VARIANTS
+
+SPLIT_LR_PARTS: tuple[str, ...] = ("cc", "mlo", "shared")
+"""The components of Split Learning Rates, in the order ``--alphas`` takes them."""
 
 REGULARIZERS: tuple[str, ...] = (
     "none",
@@ -35,11 +41,11 @@ def run_dir(out: str | Path) -> RunDir:
 
 
 LCA_SETS: tuple[str, ...] = ("fixed-train", "epoch", "val")
+"""Which breasts form the LCA evaluation subset E (``--lca-set``; see :class:`RecordConfig`)."""
 FEEDS: tuple[str, ...] = ("auto", "workers", "device")
 """Where training images are resized, cut and standardised: ``workers`` (float32 on the CPU, the
 reference path), ``device`` (workers send integer images, the training device does the rest; see
 :mod:`mammo_models.data.prepare`), ``auto`` (``device`` on CUDA without heatmaps, else ``workers``)."""
-"""Which breasts form the LCA evaluation subset E (``--lca-set``; see :class:`RecordConfig`)."""
 
 
 class ConfigError(ValueError):
@@ -108,6 +114,8 @@ TRAIN_PRESETS: dict[str, TrainPreset] = {
 class DataSource:
     """Where the breasts come from: the bundled synthetic set or a user's manifest.
 
+    A manifest given without ``kind="manifest"`` makes the source the manifest.
+
     Attributes:
         kind: ``synthetic`` or ``manifest``.
         manifest: CSV/Parquet manifest (``kind == "manifest"``).
@@ -122,13 +130,56 @@ class DataSource:
             the run's attrs) instead of stopping at the first one mid-run.
     """
 
-    kind: str = "synthetic"
-    manifest: Path | None = None
-    data_root: Path | None = None
-    synthetic_root: Path = Path("data/synthetic")
-    heatmaps: bool = False
-    skip_bad_images: bool = False
-    testbed: str = "cue-mlo"
+    kind: str = option(
+        "synthetic",
+        flag="--data",
+        choices=("synthetic", "manifest"),
+        help="The bundled synthetic testbed or your --manifest.",
+    )
+    manifest: Path | None = option(
+        None,
+        flag="--manifest",
+        type=Path,
+        path="file",
+        exists=True,
+        help="CSV/Parquet manifest, one row per image (see README).",
+    )
+    data_root: Path | None = option(
+        None,
+        flag="--data-root",
+        type=Path,
+        path="dir",
+        exists=True,
+        help="Directory the manifest's image paths are relative to.",
+        default_text="the manifest's folder",
+    )
+    synthetic_root: Path = option(
+        Path("data/synthetic"),
+        flag="--synthetic-root",
+        path="dir",
+        help="Cache of the generated synthetic data.",
+    )
+    heatmaps: bool = option(
+        False, flag="--heatmaps", help="Feed the benign/malignant heatmap channels (3 inputs)."
+    )
+    skip_bad_images: bool = option(
+        False,
+        flag="--skip-bad-images",
+        help="Decode every image (and heatmap, with --heatmaps) first; leave out (and count) "
+        "breasts whose files cannot be decoded instead of stopping at the first one.",
+    )
+    testbed: str = option(
+        "cue-mlo",
+        flag="--testbed",
+        choices=tuple(TESTBEDS),
+        help="Planted cause of view imbalance in the synthetic data: a shortcut cue in MLO "
+        "(cue-mlo) or CC (cue-cc), none (balanced), an MLO view without lesions (mlo-blind), or "
+        "lesions at half contrast in CC in every split (lesion-mlo).",
+    )
+
+    def __post_init__(self) -> None:
+        if self.manifest is not None and self.kind == "synthetic":
+            object.__setattr__(self, "kind", "manifest")
 
 
 @dataclass(frozen=True)
@@ -171,16 +222,79 @@ class RecordConfig:
     whole run.
     """
 
-    lca: bool = True
-    lca_every: int | None = None
-    lca_subset: int | None = None
-    lca_set: str = "fixed-train"
-    quadrature: str = "adaptive"
-    rel_tol: float = 0.01
-    max_panels: int = 8
-    bn_policy: str = "train"
-    on_nonfinite: str = "stop"
-    lca_epochs: int | None = None
+    lca: bool = option(
+        True,
+        flag="--lca",
+        off_flag="--no-lca",
+        help="Record LCA beside the gradient norms, or (--no-lca) gradient norms only.",
+    )
+    lca_every: int | None = option(
+        None,
+        flag="--lca-every",
+        type=int,
+        min=1,
+        help="Optimizer steps between LCA snapshots.",
+        default_text="the preset's",
+    )
+    lca_subset: int | None = option(
+        None,
+        flag="--lca-subset",
+        type=int,
+        min=2,
+        help="Breasts in the LCA subset E, at most.",
+        default_text="the preset's",
+    )
+    lca_set: str = option(
+        "fixed-train",
+        flag="--lca-set",
+        choices=LCA_SETS,
+        help="Breasts of E: a fixed-train subset drawn once, the current epoch's (E changes at "
+        "each epoch; intervals end there), or a fixed val subset (loss on held-out data).",
+    )
+    quadrature: str = option(
+        "adaptive",
+        flag="--quadrature",
+        choices=RULE_NAMES,
+        help="LCA quadrature rule (adaptive: composite Simpson doubling its panels until the "
+        "residual is within --rel-tol of the loss change, at most --max-panels panels).",
+    )
+    rel_tol: float = option(
+        0.01,
+        flag="--rel-tol",
+        min=0,
+        help="Adaptive rule: target |residual| / |loss change| per interval.",
+    )
+    max_panels: int = option(
+        8,
+        flag="--max-panels",
+        choices=(1, 2, 4, 8, 16, 32),
+        help="Adaptive rule: most Simpson panels per interval (2 x panels gradient passes).",
+    )
+    bn_policy: str = option(
+        "train",
+        flag="--bn-policy",
+        choices=("train", "interpolate", "none"),
+        help="BatchNorm in LCA passes: train mode on the fixed batches, or eval mode with the "
+        "running statistics interpolated (their share goes to a bn_buffers group).",
+    )
+    on_nonfinite: str = option(
+        "stop",
+        flag="--on-nonfinite",
+        choices=("stop", "skip"),
+        help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the "
+        "step (counted in the store).",
+    )
+    lca_epochs: int | None = option(
+        None,
+        flag="--lca-epochs",
+        type=int,
+        min=1,
+        metavar="N",
+        help="Record LCA during the first N epochs only (the open interval is closed at their "
+        "end), gradient norms for the whole run; the paper recorded LCA for about 6 epochs "
+        "(appendix A).",
+        default_text="the whole run",
+    )
 
 
 @dataclass(frozen=True)
@@ -192,18 +306,85 @@ class RegularizerConfig:
         dropout_scaling: ``none`` (the paper) or ``inverted``.
         split_lr_alphas: ``{"cc": a, "mlo": a, "shared": a}``: each component trains at
             ``lr * 10**a``; ``None`` samples them from U[-1, 1] with the run's seed.
-        pretrained: ``(cc_checkpoint, mlo_checkpoint)`` of uni-view models (``best.pt`` of
+        pretrained_cc, pretrained_mlo: checkpoints of uni-view models (``best.pt`` of
             ``uni_cc`` / ``uni_mlo`` runs) for Pretraining.
         blend_weights: ``(w_joint, w_cc, w_mlo)``; ``None`` estimates them first.
         blend_metric: ``loss`` or ``auc`` for the estimation (appendix C).
     """
 
-    modality_dropout: tuple[float, float] | None = None
-    dropout_scaling: str = "none"
-    split_lr_alphas: dict[str, float] | None = None
-    pretrained: tuple[Path, Path] | None = None
-    blend_weights: tuple[float, float, float] | None = None
-    blend_metric: str = "loss"
+    modality_dropout: tuple[float, float] | None = option(
+        None,
+        flag="--dropout",
+        nargs=2,
+        type=float,
+        min=0,
+        max=1,
+        max_open=True,
+        metavar="P_CC P_MLO",
+        help="Modality Dropout rates (with --regularizer modality_dropout).",
+    )
+    dropout_scaling: str = option(
+        "none",
+        flag="--dropout-scaling",
+        choices=("none", "inverted"),
+        help="Scale kept views by 1/keep-rate (inverted) or not (the paper).",
+    )
+    split_lr_alphas: dict[str, float] | None = option(
+        None,
+        flag="--alphas",
+        nargs=3,
+        type=float,
+        min=-1,
+        max=1,
+        metavar="A_CC A_MLO A_SHARED",
+        help="Split Learning Rates exponents: lr * 10**alpha.",
+        default_text="sampled from U[-1, 1]",
+        to_field=lambda a: dict(zip(SPLIT_LR_PARTS, a, strict=True)),
+        to_flag=lambda d: tuple(d[k] for k in SPLIT_LR_PARTS),
+    )
+    pretrained_cc: Path | None = option(
+        None,
+        flag="--pretrained-cc",
+        type=Path,
+        path="file",
+        exists=True,
+        help="best.pt of a uni_cc run (Pretraining).",
+    )
+    pretrained_mlo: Path | None = option(
+        None,
+        flag="--pretrained-mlo",
+        type=Path,
+        path="file",
+        exists=True,
+        help="best.pt of a uni_mlo run (Pretraining).",
+    )
+    blend_weights: tuple[float, float, float] | None = option(
+        None,
+        flag="--blend-weights",
+        nargs=3,
+        type=float,
+        min=0,
+        metavar="W_JOINT W_CC W_MLO",
+        help="Gradient Blending weights.",
+        default_text="estimated first, appendix C",
+    )
+    blend_metric: str = option(
+        "loss",
+        flag="--blend-metric",
+        choices=("loss", "auc"),
+        help="Metric of the Gradient Blending estimation.",
+    )
+
+    def __post_init__(self) -> None:
+        if (self.pretrained_cc is None) != (self.pretrained_mlo is None):
+            raise ConfigError("give both --pretrained-cc and --pretrained-mlo")
+
+    @property
+    def pretrained(self) -> tuple[Path, Path] | None:
+        """``(cc_checkpoint, mlo_checkpoint)`` for Pretraining, or ``None``."""
+        if self.pretrained_cc is None or self.pretrained_mlo is None:
+            return None
+        return (self.pretrained_cc, self.pretrained_mlo)
 
 
 @dataclass(frozen=True)
@@ -238,20 +419,86 @@ class ExperimentConfig:
     """
 
     out: Path
-    variant: str = "joint"
-    regularizer: str = "none"
-    preset: str = "demo"
-    lr: float = 1e-4
-    epochs: int | None = None
-    batch_size: int = 4
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    checkpoint_every: int | None = None
-    max_steps: int | None = None
-    sync_bn: bool = False
-    feed: str = "auto"
-    epoch_breasts: int | None = None
+    variant: str = option(
+        "joint",
+        flag="--model",
+        choices=tuple(VARIANTS),
+        help="Model variant (paper section 4 and 6.1).",
+    )
+    regularizer: str = option(
+        "none",
+        flag="--regularizer",
+        choices=REGULARIZERS,
+        help="Regulariser of the Joint ResNet (section 6.2).",
+    )
+    preset: str = option(
+        "demo",
+        flag="--preset",
+        choices=tuple(TRAIN_PRESETS),
+        help="What a run takes on 2 CPU cores, measured: tiny (tests: 2 epochs in 10 s on idle "
+        "cores, 28-82 s beside other work), small (make figures: 48-54 s a uni-view run, "
+        "63-135 s a Joint ResNet with LCA), demo (make demo: 3 min 49 s on idle cores), paper "
+        "(full resolution: use a GPU).",
+    )
+    lr: float = option(
+        1e-4,
+        flag="--lr",
+        min=0,
+        min_open=True,
+        help="Adam learning rate (the base rate for split_lr).",
+    )
+    epochs: int | None = option(
+        None, flag="--epochs", type=int, min=1, help="Epochs.", default_text="the preset's"
+    )
+    batch_size: int = option(4, flag="--batch-size", min=1, help="Batch size.")
+    seed: int = option(0, flag="--seed", min=0, help="Training seed.")
+    device: str = option("auto", flag="--device", resumable=True, help="cpu, cuda, cuda:N or auto.")
+    num_workers: int = option(
+        0, flag="--workers", min=0, resumable=True, help="DataLoader workers."
+    )
+    checkpoint_every: int | None = option(
+        None,
+        flag="--checkpoint-every",
+        type=int,
+        min=0,
+        resumable=True,
+        help="Optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only.",
+        default_text="the preset's",
+    )
+    max_steps: int | None = option(
+        None,
+        flag="--max-steps",
+        type=int,
+        min=1,
+        resumable=True,
+        help="Stop after N optimizer steps in all (quick checks).",
+    )
+    sync_bn: bool = option(
+        False,
+        flag="--sync-bn",
+        help="Under torchrun, train BatchNorm with torch's SyncBatchNorm over the global batch "
+        "(CUDA only; LCA passes still normalise each batch on its own).",
+    )
+    feed: str = option(
+        "auto",
+        flag="--feed",
+        choices=FEEDS,
+        resumable=True,
+        help="Where training images are resized and standardised: by the workers (float32 "
+        "on the CPU) or on the training device from compact integer images; auto = device "
+        "on CUDA.",
+    )
+    epoch_breasts: int | None = option(
+        None,
+        flag="--epoch-breasts",
+        type=int,
+        min=2,
+        metavar="N",
+        help="Breasts per epoch, drawn fresh every epoch in a full epoch's proportion of "
+        "positives and negatives; the paper's LCA runs used 970 exams, 10% of a full epoch "
+        "(appendix A).",
+        default_text="a full epoch: every positive plus as many negatives",
+    )
     data: DataSource = field(default_factory=DataSource)
     record: RecordConfig = field(default_factory=RecordConfig)
     regularizers: RegularizerConfig = field(default_factory=RegularizerConfig)
@@ -350,43 +597,67 @@ class ExperimentConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
+    def resolved(self) -> ExperimentConfig:
+        """This config with the preset's values written in, as a run stores it.
+
+        ``epochs`` (scaled for Modality Dropout and Pretraining), ``checkpoint_every`` and, when
+        LCA is recorded, ``record.lca_every`` and ``record.lca_subset`` take the preset's value
+        where they are ``None``. A stored config so says what ran, and ``None`` keeps one meaning
+        per field: no LCA, no step limit, full epochs, LCA to the end of the run. Idempotent.
+        """
+        tp, record = self.train_preset, self.record
+        if record.lca:
+            record = replace(
+                record,
+                lca_every=tp.lca_every if record.lca_every is None else record.lca_every,
+                lca_subset=tp.lca_subset if record.lca_subset is None else record.lca_subset,
+            )
+        every = tp.checkpoint_every if self.checkpoint_every is None else self.checkpoint_every
+        return replace(self, epochs=self.n_epochs, checkpoint_every=every, record=record)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
-        """Rebuild a config from :meth:`to_dict` output (extra keys, such as results, ignored)."""
+        """Rebuild a config from :meth:`to_dict` output (extra keys, such as results, ignored).
 
-        def pick(klass: type, values: dict[str, Any]) -> dict[str, Any]:
-            names = {f.name for f in fields(klass)}
-            return {k: v for k, v in values.items() if k in names}
-
-        data = pick(DataSource, d.get("data", {}))
-        for key in ("manifest", "data_root", "synthetic_root"):
-            if data.get(key) is not None:
-                data[key] = Path(data[key])
-        regs = pick(RegularizerConfig, d.get("regularizers", {}))
-        for key in ("modality_dropout", "blend_weights"):
-            if regs.get(key) is not None:
-                regs[key] = tuple(regs[key])
-        if regs.get("pretrained") is not None:
-            regs["pretrained"] = tuple(Path(p) for p in regs["pretrained"])
-        top = pick(cls, d)
-        top.update(
-            out=Path(d["out"]),
-            data=DataSource(**data),
-            record=RecordConfig(**pick(RecordConfig, d.get("record", {}))),
-            regularizers=RegularizerConfig(**regs),
-        )
-        return cls(**top)
+        Stores written before Pretraining's checkpoints became two fields keep them as
+        ``regularizers.pretrained: [cc, mlo]``; they are read as the two fields.
+        """
+        d = dict(d)
+        regs = dict(d.get("regularizers") or {})
+        if regs.get("pretrained"):
+            regs["pretrained_cc"], regs["pretrained_mlo"] = regs.pop("pretrained")
+        d["regularizers"] = regs
+        return from_plain(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form stored with the run."""
+        return to_plain(self)
 
-        def clean(v: Any) -> Any:
-            if isinstance(v, Path):
-                return str(v)
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            return v
 
-        return clean(asdict(self))
+RESUMABLE: frozenset[str] = resumable(ExperimentConfig)
+"""Options a resumed run may change (declared ``resumable``); every other difference would mix
+two experiments in one store."""
+
+
+def run_settings(config: ExperimentConfig) -> dict[str, Any]:
+    """What defines a run: its option values with the preset's written in, resumable ones left
+    out. Two configs with equal settings train the same run."""
+    values = flag_values(config.resolved())
+    return {k: v for k, v in values.items() if k not in RESUMABLE}
+
+
+def same_run(stored: Mapping[str, Any], config: ExperimentConfig) -> bool:
+    """The run stored with settings ``stored`` (a store's ``config.experiment``) is ``config``'s.
+
+    Compared as :func:`run_settings`: the preset's values written in, without what a resume may
+    change or ``out`` (a runs folder named another way, relative or absolute, or moved, holds the
+    same runs). Gradient Blending stores the weights it estimated: a config that estimates them
+    (``blend_weights=None``) accepts any.
+    """
+    try:  # options added since the run was stored take their defaults
+        got = run_settings(ExperimentConfig.from_dict(dict(stored)))
+    except (ValueError, TypeError, KeyError):
+        return False
+    if config.regularizers.blend_weights is None:
+        got["blend_weights"] = None
+    return got == run_settings(config)

@@ -45,11 +45,21 @@ from ..losses import per_sample_loss
 from ..regularizers import ModalityDropoutConfig, sample_split_lr_alphas, split_lr_param_groups
 from ..variants import build_model, param_groups
 from . import checkpoint
+from .accumulator import EpochAccumulator
 from .blending import estimate_by_training, heldout_part
-from .config import ExperimentConfig
+from .config import ExperimentConfig, run_settings
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
 from .evaluate import predict, split_metrics
-from .metrics import auc
+from .results import RunResult, lca_summary, summary_lines
+
+__all__ = [
+    "Experiment",
+    "ResumeError",
+    "RunResult",
+    "resolve_device",
+    "run_experiment",
+    "summary_lines",
+]
 
 
 class ResumeError(RuntimeError):
@@ -69,75 +79,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 @dataclass
-class RunResult:
-    """What a finished run prints and returns.
+class _Position:
+    """Where training stands: the epoch, its optimizer steps done, the best epoch so far and the
+    epoch's training predictions (what ``last.pt`` holds beside model, optimizer and Tracker)."""
 
-    Attributes:
-        lca_share: each group's share of the total LCA (sum over intervals), so the numbers of the
-            groups add up to 1 when every group helped; a negative share means the group's movement
-            raised the loss overall.
-        median_rel_residual: median over intervals of |residual| / |loss change|.
-    """
+    epoch: int = 0
+    start: int = 0
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": -1, "val_auc": -math.inf})
+    acc: EpochAccumulator = field(default_factory=EpochAccumulator)
 
-    out: Path
-    steps: int
-    epochs: int
-    best_epoch: int
-    best_val_auc: float
-    test_auc: float
-    test_auc_benign: float
-    tta: int = 10
-    lca_share: dict[str, float] = field(default_factory=dict)
-    median_rel_residual: float = math.nan
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _EpochAccumulator:
-    """Training predictions of the running epoch (for train loss/AUC), kept on the device."""
-
-    losses: list[torch.Tensor] = field(default_factory=list)
-    probs: list[torch.Tensor] = field(default_factory=list)
-    labels: list[torch.Tensor] = field(default_factory=list)
-
-    def add(
-        self, losses: torch.Tensor, logits: torch.Tensor, batch: dict[str, torch.Tensor]
-    ) -> None:
-        self.losses.append(losses.detach().float())
-        self.probs.append(torch.sigmoid(logits.detach().float()))
-        self.labels.append(torch.stack([batch["malignant"], batch["benign"]], 1).float())
-
-    def gathered(self, device: torch.device) -> _EpochAccumulator:
-        """Every rank's predictions in one accumulator (itself in a single process)."""
-        if not distributed.is_distributed():
-            return self
-        widths = {"losses": (), "probs": (2,), "labels": (2,)}
-        out = _EpochAccumulator()
-        for k, tail in widths.items():
-            parts = getattr(self, k)
-            local = torch.cat(parts) if parts else torch.zeros((0, *tail), device=device)
-            both = distributed.all_gather_cat(local.float())
-            setattr(out, k, [both] if len(both) else [])
-        return out
-
-    def metrics(self) -> dict[str, float]:
-        if not self.losses:
-            return {"train_loss": math.nan, "train_auc": math.nan, "train_auc_benign": math.nan}
-        losses = torch.cat(self.losses).cpu().numpy()
-        probs = torch.cat(self.probs).cpu().numpy()
-        labels = torch.cat(self.labels).cpu().numpy()
-        return {
-            "train_loss": float(losses.mean()),
-            "train_auc": auc(labels[:, 0], probs[:, 0], what="train malignant AUC"),
-            "train_auc_benign": auc(labels[:, 1], probs[:, 1], what="train benign AUC"),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {k: [t.cpu() for t in getattr(self, k)] for k in ("losses", "probs", "labels")}
-
-    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        for k in ("losses", "probs", "labels"):
-            setattr(self, k, [t.to(device) for t in state[k]])
+    def next_epoch(self) -> None:
+        self.epoch, self.start, self.acc = self.epoch + 1, 0, EpochAccumulator()
 
 
 class Experiment:
@@ -167,12 +119,10 @@ class Experiment:
         train_subset_metrics: bool = False,
         mirror: str | None = None,
     ) -> None:
-        self.config = config
+        self.config = config.resolved()  # the store holds the values that ran
         self.resume = resume
         self.progress = progress
         self.echo = echo
-        every = config.checkpoint_every
-        self.checkpoint_every = config.train_preset.checkpoint_every if every is None else every
         self.on_step = on_step
         self.train_subset_metrics = train_subset_metrics
         self.mirror = mirror
@@ -276,7 +226,6 @@ class Experiment:
         optimizer, lr_info = self._build_optimizer(model)
         checkpoint.check_room(c.checkpoint_dir, model)
         groups = param_groups(model)
-        tp = c.train_preset
         record = c.record
         state = self._load_checkpoint()
         eval_batches = None
@@ -294,7 +243,7 @@ class Experiment:
             store_mode="resume" if self.resume else "create",
             loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if record.lca else None,
             eval_batches=eval_batches,
-            lca_every=(record.lca_every or tp.lca_every) if record.lca else None,
+            lca_every=record.lca_every if record.lca else None,
             quadrature=record.quadrature,
             rel_tol=record.rel_tol,
             max_panels=record.max_panels,
@@ -325,7 +274,7 @@ class Experiment:
         c, tp = self.config, self.config.train_preset
         return lca_eval_batches(
             run_data,
-            c.record.lca_subset or tp.lca_subset,
+            c.record.lca_subset,
             tp.eval_batch_size,
             c.seed,
             lca_set=c.record.lca_set,
@@ -351,51 +300,60 @@ class Experiment:
             subset, self.config.train_preset.eval_batch_size, self.config.num_workers
         )
 
-    def _save_last(self, model, optimizer, tracker, epoch, start, acc, best) -> None:
+    def _save_last(self, model, optimizer, tracker: Tracker, pos: _Position) -> None:
         # Collectives (as is tracker.state_dict): every rank comes here.
-        acc = acc.gathered(self.device)
+        acc = pos.acc.gathered(self.device)
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "tracker": tracker.state_dict(),  # also flushes the store: store and checkpoint agree
-            "epoch": epoch,
-            "start": start,
+            "epoch": pos.epoch,
+            "start": pos.start,
             "accumulator": acc.state_dict(),
-            "best": best,
+            "best": pos.best,
         }
         state["rng"], state["rng_cuda"] = rng_states()
         state["config"] = self.config.to_dict()
         if distributed.is_main():
             self.config.run_dir.save_resumable(state)
 
+    def _restore(
+        self, model, optimizer, tracker: Tracker, state: dict[str, Any] | None
+    ) -> _Position:
+        """Where training starts: step 0, or where ``last.pt`` left off."""
+        pos = _Position()
+        if self.restart:
+            tracker.restart()
+        if state is None:
+            return pos
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            tracker.load_state_dict(state["tracker"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ResumeError(
+                f"--resume: {self.config.run_dir.last} does not fit this model: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        pos.epoch, pos.start, pos.best = state["epoch"], state["start"], state["best"]
+        if distributed.is_main():  # it holds every rank's predictions of the epoch so far
+            pos.acc.load_state_dict(state["accumulator"], self.device)
+        restore_rng(state.get("rng", state.get("rng_torch")), state["rng_cuda"])
+        self.echo(f"resuming at epoch {pos.epoch}, step {tracker.step}")
+        return pos
+
+    def _at_limit(self, tracker: Tracker) -> bool:
+        """``--max-steps N``: N steps in all, counted across resumes."""
+        return self.config.max_steps is not None and tracker.step >= self.config.max_steps
+
     def _train_and_test(
         self, run_data: RunData, model, optimizer, tracker: Tracker, state: dict[str, Any] | None
     ) -> RunResult:
         c = self.config
-        n_epochs = c.n_epochs
+        pos = self._restore(model, optimizer, tracker, state)
         steps_per_epoch = len(run_data.loader)
-        acc = _EpochAccumulator()
-        best = {"epoch": -1, "val_auc": -math.inf}
-        epoch, start = 0, 0
-        if self.restart:
-            tracker.restart()
-        elif state is not None:
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                tracker.load_state_dict(state["tracker"])
-            except (RuntimeError, KeyError, ValueError) as exc:
-                raise ResumeError(
-                    f"--resume: {c.run_dir.last} does not fit this model: "
-                    f"{str(exc).splitlines()[0]}"
-                ) from None
-            epoch, start, best = state["epoch"], state["start"], state["best"]
-            if distributed.is_main():  # it holds every rank's predictions of the epoch so far
-                acc.load_state_dict(state["accumulator"], self.device)
-            restore_rng(state.get("rng", state.get("rng_torch")), state["rng_cuda"])
-            self.echo(f"resuming at epoch {epoch}, step {tracker.step}")
         bar = tqdm(
-            total=n_epochs * steps_per_epoch,
+            total=c.n_epochs * steps_per_epoch,
             initial=tracker.step,
             disable=not self.progress,
             desc=Path(c.out).stem,
@@ -404,95 +362,110 @@ class Experiment:
         )
         val_loader = eval_loader(run_data.val, c.train_preset.eval_batch_size, c.num_workers)
         subset_loader = self._train_subset_loader(run_data) if self.train_subset_metrics else None
-        stop = False  # --max-steps N: N steps in all, counted across resumes
-
-        def at_limit() -> bool:
-            return c.max_steps is not None and tracker.step >= c.max_steps
-
-        new_e_each_epoch = c.record.lca and c.record.lca_set == "epoch"
-        lca_epochs = c.record.lca_epochs
-        while epoch < n_epochs and not stop:
-            if start == 0 and at_limit():  # resumed where the limit ended an epoch
+        while pos.epoch < c.n_epochs:
+            if pos.start == 0 and self._at_limit(tracker):  # resumed where the limit ended an epoch
                 break
-            # --lca-epochs N: LCA ends before epoch N's first step, its open interval closed on
-            # the E in force. A checkpoint written at the end of epoch N - 1 (start 0) predates
-            # the stop and stops here; one written later holds a stopped Tracker already.
-            if lca_epochs is not None and epoch >= lca_epochs:
-                tracker.stop_lca()
-            if new_e_each_epoch and tracker.lca_active and start == 0 and epoch > 0:
-                # E of epoch 0 came with the Tracker
-                tracker.set_eval_batches(self._lca_batches(run_data, epoch))
-            # The sampler skips samples, the checkpoint counts optimizer steps (batches).
-            run_data.sampler.set_epoch(epoch, start=start * run_data.loader.batch_size)
-            run_data.train.set_epoch(epoch)
-            model.train()
-            for batch in run_data.loader:
-                if at_limit():  # before the step: a resumed run at the limit trains none
-                    stop = True
-                    break
-                batch = run_data.to_model_batch(batch, self.device)
-                optimizer.zero_grad(set_to_none=True)
-                outputs = self._forward(batch)
-                losses = per_sample_loss(outputs, batch)
-                loss = losses.mean()
-                loss.backward()
-                tracker.after_backward(loss)
-                optimizer.step()
-                tracker.after_step()
-                if not tracker.last_skipped:  # a skipped non-finite step trains nothing
-                    acc.add(losses, outputs["logits"], batch)
-                start += 1
-                bar.update(1)
-                if tracker.step % 10 == 0:
-                    shown = f"{best['val_auc']:.3f}" if best["epoch"] >= 0 else "n/a"
-                    bar.set_postfix(loss=f"{loss.item():.3f}", best_val_auc=shown, refresh=False)
-                if self.on_step is not None:
-                    self.on_step(tracker.step)
-                if self.checkpoint_every and tracker.step % self.checkpoint_every == 0:
-                    self._save_last(model, optimizer, tracker, epoch, start, acc, best)
-            partial = start < steps_per_epoch  # --max-steps stopped inside the epoch
+            self._begin_epoch(run_data, model, tracker, pos)
+            self._train_epoch(run_data, model, optimizer, tracker, pos, bar)
+            partial = pos.start < steps_per_epoch  # --max-steps stopped inside the epoch
             if partial:  # checkpoint before this partial epoch is logged: resume finishes it
-                self._save_last(model, optimizer, tracker, epoch, start, acc, best)
-            metrics = acc.gathered(self.device).metrics()
-            if not distributed.is_main():  # rank 0 validates; the others go on to the next step
-                tracker.log_epoch(epoch, metrics)
-                epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
-                if partial:
-                    break
-                self._save_last(model, optimizer, tracker, epoch, start, acc, best)
-                continue
-            val_predictions = predict(model, val_loader, self.device)
-            val = split_metrics(val_predictions, "val")
-            metrics.update(val.as_dict("val"))
-            if subset_loader is not None:
-                sub = split_metrics(predict(model, subset_loader, self.device), "train subset")
-                metrics.update(sub.as_dict("train_subset"))
-                # Appendix C's ablation: the same predictions on a fixed tenth of the val set.
-                strata = 2 * val_predictions["malignant_label"] + val_predictions["benign_label"]
-                part = heldout_part(strata.to_numpy(), seed=c.seed)
-                part_metrics = split_metrics(val_predictions.iloc[part], "val part")
-                metrics.update(part_metrics.as_dict("val_part"))
-            tracker.log_epoch(epoch, metrics)
-            if not math.isnan(val.auc) and val.auc > best["val_auc"]:
-                best = {"epoch": epoch, "val_auc": val.auc}
-                c.run_dir.save_best({"model": model.state_dict(), "epoch": epoch, "val_auc": val.auc})
+                self._save_last(model, optimizer, tracker, pos)
+            self._end_epoch(model, tracker, pos, val_loader, subset_loader)
             if partial:
-                epoch += 1
+                pos.epoch += 1
                 break
-            epoch, start, acc = epoch + 1, 0, _EpochAccumulator()
-            self._save_last(model, optimizer, tracker, epoch, start, acc, best)
+            pos.next_epoch()
+            self._save_last(model, optimizer, tracker, pos)
         bar.close()
         tracker.measure_open_interval()  # the last steps since a snapshot: intervals tile the run
         if tracker.lca_stopped_at is not None:
             self.notes.append(
-                f"LCA recorded during the first {lca_epochs} epoch(s) only, up to step "
+                f"LCA recorded during the first {c.record.lca_epochs} epoch(s) only, up to step "
                 f"{tracker.lca_stopped_at} (--lca-epochs); gradient norms for every step"
             )
         if tracker.nonfinite_skipped:
             self.notes.append(
                 f"{tracker.nonfinite_skipped} step(s) with a non-finite loss or gradient skipped"
             )
-        return self._test(run_data, model, tracker, best, epoch)
+        return self._test(run_data, model, tracker, pos.best, pos.epoch)
+
+    def _begin_epoch(self, run_data: RunData, model, tracker: Tracker, pos: _Position) -> None:
+        """LCA's schedule at the epoch boundary, then the sampler at the epoch's position."""
+        c = self.config
+        # --lca-epochs N: LCA ends before epoch N's first step, its open interval closed on the
+        # E in force. A checkpoint written at the end of epoch N - 1 (start 0) predates the stop
+        # and stops here; one written later holds a stopped Tracker already.
+        if c.record.lca_epochs is not None and pos.epoch >= c.record.lca_epochs:
+            tracker.stop_lca()
+        new_e_each_epoch = c.record.lca and c.record.lca_set == "epoch"
+        if new_e_each_epoch and tracker.lca_active and pos.start == 0 and pos.epoch > 0:
+            # E of epoch 0 came with the Tracker
+            tracker.set_eval_batches(self._lca_batches(run_data, pos.epoch))
+        # The sampler skips samples, the checkpoint counts optimizer steps (batches).
+        run_data.sampler.set_epoch(pos.epoch, start=pos.start * run_data.loader.batch_size)
+        run_data.train.set_epoch(pos.epoch)
+        model.train()
+
+    def _train_epoch(
+        self, run_data: RunData, model, optimizer, tracker: Tracker, pos: _Position, bar: Any
+    ) -> None:
+        """The optimizer steps of one epoch, from ``pos.start``, until its end or the step limit."""
+        c = self.config
+        for batch in run_data.loader:
+            if self._at_limit(tracker):  # before the step: a resumed run at the limit trains none
+                return
+            batch = run_data.to_model_batch(batch, self.device)
+            optimizer.zero_grad(set_to_none=True)
+            outputs = self._forward(batch)
+            losses = per_sample_loss(outputs, batch)
+            loss = losses.mean()
+            loss.backward()
+            tracker.after_backward(loss)
+            optimizer.step()
+            tracker.after_step()
+            if not tracker.last_skipped:  # a skipped non-finite step trains nothing
+                pos.acc.add(losses, outputs["logits"], batch)
+            pos.start += 1
+            bar.update(1)
+            if tracker.step % 10 == 0:
+                best = pos.best
+                shown = f"{best['val_auc']:.3f}" if best["epoch"] >= 0 else "n/a"
+                bar.set_postfix(loss=f"{loss.item():.3f}", best_val_auc=shown, refresh=False)
+            if self.on_step is not None:
+                self.on_step(tracker.step)
+            if c.checkpoint_every and tracker.step % c.checkpoint_every == 0:
+                self._save_last(model, optimizer, tracker, pos)
+
+    def _end_epoch(
+        self, model, tracker: Tracker, pos: _Position, val_loader: Any, subset_loader: Any
+    ) -> None:
+        """The epoch's metrics into the store; rank 0 validates and keeps the best model.
+
+        The other ranks log only the gathered training metrics and go on to their next
+        collective while rank 0 validates.
+        """
+        metrics = pos.acc.gathered(self.device).metrics()  # a collective: every rank
+        if not distributed.is_main():
+            tracker.log_epoch(pos.epoch, metrics)
+            return
+        val_predictions = predict(model, val_loader, self.device)
+        val = split_metrics(val_predictions, "val")
+        metrics.update(val.as_dict("val"))
+        if subset_loader is not None:
+            sub = split_metrics(predict(model, subset_loader, self.device), "train subset")
+            metrics.update(sub.as_dict("train_subset"))
+            # Appendix C's ablation: the same predictions on a fixed tenth of the val set.
+            strata = 2 * val_predictions["malignant_label"] + val_predictions["benign_label"]
+            part = heldout_part(strata.to_numpy(), seed=self.config.seed)
+            metrics.update(
+                split_metrics(val_predictions.iloc[part], "val part").as_dict("val_part")
+            )
+        tracker.log_epoch(pos.epoch, metrics)
+        if not math.isnan(val.auc) and val.auc > pos.best["val_auc"]:
+            pos.best = {"epoch": pos.epoch, "val_auc": val.auc}
+            self.config.run_dir.save_best(
+                {"model": model.state_dict(), "epoch": pos.epoch, "val_auc": val.auc}
+            )
 
     def _test(
         self, run_data: RunData, model, tracker: Tracker, best: dict[str, Any], epochs: int
@@ -565,27 +538,17 @@ def _eval_epoch(state: dict[str, Any] | None) -> int:
     return epoch if start > 0 or epoch == 0 else epoch - 1
 
 
-RESUME_MAY_CHANGE: frozenset[str] = frozenset(
-    {"device", "num_workers", "max_steps", "checkpoint_every", "feed"}
-)
-"""Options a resumed run may change; every other difference would mix two experiments in one store."""
-
-
 def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
     """Refuse to resume with settings that differ from the checkpoint's (naming the first ones)."""
-    now = config.to_dict()
+    now = run_settings(config)
     try:  # options added since the checkpoint was written take their defaults
-        saved = ExperimentConfig.from_dict(saved).to_dict()
+        then = run_settings(ExperimentConfig.from_dict(saved))
     except (ValueError, TypeError, KeyError):
-        pass
-    differing = [
-        k
-        for k in sorted(set(saved) | set(now))
-        if k not in RESUME_MAY_CHANGE | {"out"} and saved.get(k) != now.get(k)  # out: found there
-    ]
+        then = {}
+    differing = [k for k in now if then.get(k) != now[k]]
     if differing:
         shown = ", ".join(
-            f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})" for k in differing[:3]
+            f"{k} (checkpoint {then.get(k)!r}, now {now[k]!r})" for k in differing[:3]
         )
         raise ResumeError(
             f"--resume with settings that differ from the run's: {shown}; resume with the run's "
@@ -593,34 +556,6 @@ def check_resumable(saved: dict[str, Any], config: ExperimentConfig) -> None:
         )
 
 
-def lca_summary(run: Any) -> tuple[dict[str, float], float]:
-    """Each group's share of the summed LCA, and the median relative residual, of a stored run."""
-    lca = run.lca()
-    if lca.empty:
-        return {}, math.nan
-    totals = {g: float(lca[f"lca/{g}"].sum()) for g in run.groups}
-    whole = sum(totals.values())
-    share = {g: v / whole for g, v in totals.items()} if whole else {}
-    change = lca["loss_change"].abs().replace(0, np.nan)
-    return share, float((lca["residual"].abs() / change).median())
-
-
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunResult:
     """Run one experiment (see :class:`Experiment` for the keyword options)."""
     return Experiment(config, **kwargs).run()
-
-
-def summary_lines(result: RunResult) -> list[str]:
-    """The short printed summary of a run."""
-    lines = [
-        f"run store: {result.out}",
-        f"steps: {result.steps} over {result.epochs} epochs; best epoch {result.best_epoch} "
-        f"(val AUC {result.best_val_auc:.3f})",
-        f"test AUC ({result.tta}x TTA): malignant {result.test_auc:.3f}, benign {result.test_auc_benign:.3f}",
-    ]
-    if result.lca_share:
-        shares = ", ".join(f"{g} {100 * s:.1f}%" for g, s in result.lca_share.items())
-        lines.append(f"share of the loss reduction (LCA): {shares}")
-        lines.append(f"median relative LCA residual: {result.median_rel_residual:.2e}")
-    lines += [f"note: {n}" for n in result.notes]
-    return lines

@@ -19,7 +19,7 @@ import pandas as pd
 from lca_toolkit import open_run
 
 from ..regularizers import sample_split_lr_alphas
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, same_run
 from .selection import Selection, select_best
 
 SWEEP_KINDS: tuple[str, ...] = ("lr", "seed", "dropout", "split_lr")
@@ -197,15 +197,21 @@ def run_sweep(
     plan = plan_sweep(base, spec, out_dir)
     rows = []
     for i, (name, cfg, settings) in enumerate(plan, 1):
-        status = _status(cfg.out)
-        if status != "finished":
-            resumable = cfg.run_dir.can_resume()
+        state = cfg.run_dir.state()
+        if state != "missing" and state != "stale" and not same_run(_stored(cfg.out), cfg):
+            raise ConfigError(
+                f"{cfg.out} holds a run with other settings than this sweep's; continue the sweep "
+                "with the options that started it, or choose another --out"
+            )
+        if state != "finished":
+            if state == "stale":
+                cfg.run_dir.remove()  # unfinished without a checkpoint, or unreadable: again
             echo(
                 f"[{i}/{len(plan)}] {name}: "
                 + ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items())
             )
             try:
-                run(cfg, resumable)
+                run(cfg, state == "resumable")
             except Exception as exc:  # noqa: BLE001 - one failed run does not stop the sweep
                 echo(f"[{i}/{len(plan)}] {name} failed: {exc}")
         rows.append({"run": name, "store": str(cfg.out), **settings, **_results(cfg.out)})
@@ -213,6 +219,10 @@ def run_sweep(
         if on_done is not None:
             on_done(name, rows[-1]["status"])
     return pd.DataFrame(rows)
+
+
+def _stored(out: Path) -> dict[str, Any]:
+    return open_run(out).config.get("experiment", {})
 
 
 def _results(out: Path) -> dict[str, Any]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
-from lca_toolkit_cli._resume import stored_options
-from lca_toolkit_cli.run import build_config, main
+from lca_toolkit_cli.run import main
 
 from lca_toolkit import open_run
 
@@ -72,36 +70,3 @@ def test_the_same_command_with_resume_added_continues_the_run(tmp_path):
     assert run.status == "finished"
     assert run.array("steps/step").tolist() == list(range(1, len(run.steps()) + 1))
     assert run.config["experiment"]["lr"] == 0.001
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        [],
-        ["--model", "uni_mlo", "--no-lca", "--heatmaps", "--epochs", "3", "--max-panels", "8"],
-        ["--regularizer", "modality_dropout", "--dropout", "0.3", "0.5", "--testbed", "cue-cc"],
-        ["--regularizer", "split_lr", "--alphas", "-0.5", "0.5", "0", "--lca-set", "epoch"],
-        ["--regularizer", "gradient_blending", "--blend-weights", "1", "2", "3"],
-        ["--regularizer", "pretraining", "--pretrained-cc", "{f}", "--pretrained-mlo", "{f}"],
-        ["--data", "manifest", "--manifest", "{f}", "--data-root", "{d}", "--skip-bad-images"],
-        ["--lca-every", "7", "--lca-subset", "9", "--rel-tol", "0.01", "--bn-policy", "none"],
-        ["--device", "cpu", "--workers", "2", "--max-steps", "5", "--checkpoint-every", "3"],
-        ["--seed", "4", "--lr", "3e-4", "--batch-size", "2", "--on-nonfinite", "skip"],
-        ["--epoch-breasts", "97", "--lca-epochs", "6", "--lca-set", "epoch"],
-    ],
-)
-def test_stored_options_invert_the_command_line(extra, tmp_path):
-    """Every option of ``lca-run mammo`` is read back from the stored settings as click gives it,
-    so that repeating it with --resume is recognised as the same setting."""
-    f = tmp_path / "file.csv"
-    f.write_text("x")
-    args = [a.format(f=f, d=tmp_path) for a in extra]
-    ctx = main.commands["mammo"].make_context("mammo", ["--out", "x.zarr", *args])
-    params = dict(ctx.params)
-    out, seed = params.pop("out"), params.pop("seed")
-    for name in ("resume", "overwrite", "quiet", "figures", "tensorboard"):  # not run settings
-        params.pop(name)
-    with ctx:
-        config = build_config(out, seed, **dict(params))
-    own = stored_options(config)
-    assert own == {**params, "seed": seed}
