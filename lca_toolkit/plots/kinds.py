@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._data import config_value, split_by
+from ._data import NO_LCA, config_value, split_by
 from ._style import DPI, save_figure, setting_name
 from .curves import AUTO, DEFAULT_METRICS, plot_learning_curves, resolve_group_by
 from .grad_norm import plot_grad_norm
@@ -116,11 +116,7 @@ def _need_steps(runs: Runs, request: PlotRequest) -> str | None:
 
 
 def _need_lca(runs: Runs, request: PlotRequest) -> str | None:
-    return _lacking(
-        runs,
-        lambda r: r.rows.get("lca", 0) > 0,
-        "have no LCA intervals (recorded without lca_every)",
-    )
+    return _lacking(runs, lambda r: r.has_lca, f"have {NO_LCA}")
 
 
 def _need_epochs(runs: Runs, request: PlotRequest) -> str | None:

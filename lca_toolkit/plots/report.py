@@ -34,7 +34,7 @@ def save_run_figures(
     written = [
         save_figure(plot_grad_norm(run, smooth_window=smooth_window), out / f"grad_norm.{format}")
     ]
-    if len(run.lca()):
+    if run.has_lca:
         written.append(save_figure(plot_cumulative_lca(run), out / f"lca.{format}"))
         written.append(save_figure(plot_residual(run), out / f"residual.{format}"))
     return written
