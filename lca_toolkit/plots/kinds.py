@@ -178,6 +178,8 @@ class PlotKind:
     """Per-setting kinds: figure title, followed by `` — <setting>``."""
     per_setting: bool = False
     """Several runs: one figure per setting (mean +/- std), or per store with ``per_run``."""
+    run_figure: bool = False
+    """One of a run's standard figures (``save_run_figures``, ``lca-run mammo --figures``)."""
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.needs if n not in NEEDS]
@@ -280,6 +282,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_grad_norm,
                 needs=("steps",),
                 stem="grad_norm",
+                run_figure=True,
                 help="Gradient norm of each parameter group against the step.",
                 title="Gradient norm per group",
                 per_setting=True,
@@ -289,6 +292,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_lca,
                 needs=("lca",),
                 stem="lca",
+                run_figure=True,
                 help="Cumulative loss change allocated to each parameter group.",
                 title="Cumulative LCA per group",
                 per_setting=True,
@@ -298,6 +302,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_residual,
                 needs=("lca",),
                 stem="residual",
+                run_figure=True,
                 help="Actual loss change against the summed LCA, and the residual, per interval.",
                 title="LCA completeness per interval",
                 per_setting=True,
