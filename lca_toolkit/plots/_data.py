@@ -31,6 +31,20 @@ class PlotError(LcaToolkitError, ValueError):
     """The data handed to a plot or table cannot make it (no rows, missing metric, bad option)."""
 
 
+NO_LCA = "no LCA intervals (recorded without lca_every)"
+"""What a run without LCA lacks: the one wording of every LCA plot's refusal and of ``lca-plot``."""
+
+
+def require_lca(run: Any) -> None:
+    """Refuse, naming the store, a run without LCA intervals (``Run.has_lca``).
+
+    Raises:
+        PlotError: the run has no LCA intervals.
+    """
+    if not run.has_lca:
+        raise PlotError(f"run '{path_of(run)}' has {NO_LCA}; nothing to plot")
+
+
 def labelled_runs(data: Any) -> list[tuple[str, Any]]:
     """``(label, run)`` pairs of every run in ``data``, in the order given.
 

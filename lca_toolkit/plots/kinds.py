@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._data import config_value, split_by
+from ._data import NO_LCA, config_value, split_by
 from ._style import DPI, save_figure, setting_name
 from .curves import AUTO, DEFAULT_METRICS, plot_learning_curves, resolve_group_by
 from .grad_norm import plot_grad_norm
@@ -116,11 +116,7 @@ def _need_steps(runs: Runs, request: PlotRequest) -> str | None:
 
 
 def _need_lca(runs: Runs, request: PlotRequest) -> str | None:
-    return _lacking(
-        runs,
-        lambda r: r.rows.get("lca", 0) > 0,
-        "have no LCA intervals (recorded without lca_every)",
-    )
+    return _lacking(runs, lambda r: r.has_lca, f"have {NO_LCA}")
 
 
 def _need_epochs(runs: Runs, request: PlotRequest) -> str | None:
@@ -182,6 +178,8 @@ class PlotKind:
     """Per-setting kinds: figure title, followed by `` — <setting>``."""
     per_setting: bool = False
     """Several runs: one figure per setting (mean +/- std), or per store with ``per_run``."""
+    run_figure: bool = False
+    """One of a run's standard figures (``save_run_figures``, ``lca-run mammo --figures``)."""
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.needs if n not in NEEDS]
@@ -284,6 +282,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_grad_norm,
                 needs=("steps",),
                 stem="grad_norm",
+                run_figure=True,
                 help="Gradient norm of each parameter group against the step.",
                 title="Gradient norm per group",
                 per_setting=True,
@@ -293,6 +292,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_lca,
                 needs=("lca",),
                 stem="lca",
+                run_figure=True,
                 help="Cumulative loss change allocated to each parameter group.",
                 title="Cumulative LCA per group",
                 per_setting=True,
@@ -302,6 +302,7 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 _draw_residual,
                 needs=("lca",),
                 stem="residual",
+                run_figure=True,
                 help="Actual loss change against the summed LCA, and the residual, per interval.",
                 title="LCA completeness per interval",
                 per_setting=True,

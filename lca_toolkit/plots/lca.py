@@ -11,12 +11,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ._data import (
-    PlotError,
     RunsLike,
     aggregate,
     all_nan,
     check_same_groups,
     labelled_runs,
+    require_lca,
     select_groups,
 )
 from ._style import (
@@ -111,13 +111,8 @@ def plot_cumulative_lca(
     chosen = select_groups(groups, all_groups, runs[0][1])
     frames = []
     for _, run in runs:
-        df = cumulative_lca(run)
-        if df.empty:
-            raise PlotError(
-                f"run '{run.path}' has no LCA intervals (recorded with lca_every=None?); "
-                "nothing to plot"
-            )
-        frames.append(df)
+        require_lca(run)
+        frames.append(cumulative_lca(run))
     if ax is None:
         ax = new_figure(figsize).axes[0]
     colors = group_colors(all_groups)

@@ -1,15 +1,19 @@
-"""The three per-group figures of one run in one call (what ``lca-run --figures`` writes)."""
+"""A run's standard figures in one call (what ``lca-run mammo --figures`` writes).
+
+Which figures those are is said once, in the plot-kind registry: every :data:`~.kinds.PLOT_KINDS`
+entry flagged ``run_figure`` (today gradient norm, cumulative LCA and residual), drawn and named
+as ``lca-plot`` draws and names it.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ._data import RunsLike
+from ..store import Runs
+from ._data import RunsLike, labelled_runs
 from ._style import save_figure
-from .grad_norm import plot_grad_norm
-from .lca import plot_cumulative_lca
-from .residual import plot_residual
+from .kinds import PLOT_KINDS, PlotRequest
 
 
 def save_run_figures(
@@ -19,22 +23,27 @@ def save_run_figures(
     smooth_window: int | None = 20,
     format: str = "png",
 ) -> list[Path]:
-    """Write ``grad_norm``, ``lca`` (cumulative, per group) and ``residual`` figures of a run.
+    """Write every standard figure of a run that it has the data for, as ``<stem>.<format>``.
 
-    The LCA figures are skipped when the run has no LCA intervals.
+    A kind whose needs the run lacks is skipped, not an error: a run recorded without
+    ``lca_every`` gets its gradient-norm figure and no LCA figures.
+
+    Args:
+        data: a run or its store path (several runs draw their mean +/- std).
+        out_dir: the folder to write into; created if missing.
+        smooth_window: gradient-norm smoothing window in steps (``None``: raw).
+        format: file format and extension, e.g. ``png`` or ``pdf``.
 
     Returns:
-        The files written, in that order.
+        The files written, in registry order.
     """
-    from lca_toolkit.store import open_run
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = open_run(data) if isinstance(data, (str, os.PathLike)) else data
-    written = [
-        save_figure(plot_grad_norm(run, smooth_window=smooth_window), out / f"grad_norm.{format}")
-    ]
-    if len(run.lca()):
-        written.append(save_figure(plot_cumulative_lca(run), out / f"lca.{format}"))
-        written.append(save_figure(plot_residual(run), out / f"residual.{format}"))
+    runs = Runs([run for _, run in labelled_runs(data)])
+    request = PlotRequest(smooth=smooth_window)
+    written = []
+    for kind in PLOT_KINDS.values():
+        if kind.run_figure and kind.missing(runs, request) is None:
+            figure = kind.draw(runs, request, None)
+            written.append(save_figure(figure, out / f"{kind.stem}.{format}"))
     return written

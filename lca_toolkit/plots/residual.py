@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..lca_config import DEFAULT_RESIDUAL_TOL
 from ..residual_check import exceeding
-from ._data import PlotError, RunsLike, aggregate, config_value, labelled_runs
+from ._data import RunsLike, aggregate, config_value, labelled_runs, require_lca
 from ._style import axes_list, draw_column, marker_kw, new_figure, root_figure
 
 COLUMNS: dict[str, tuple[str, str, dict]] = {
@@ -98,13 +98,8 @@ def plot_residual(
     runs = labelled_runs(data)
     frames = []
     for _, run in runs:
-        df = residual_frame(run)
-        if df.empty:
-            raise PlotError(
-                f"run '{run.path}' has no LCA intervals (recorded with lca_every=None?); "
-                "nothing to plot"
-            )
-        frames.append(df)
+        require_lca(run)
+        frames.append(residual_frame(run))
     if ax is None:
         fig = new_figure(figsize, nrows=2, sharex=True)
         top, bottom = fig.axes

@@ -21,12 +21,7 @@ import pandas as pd
 import zarr
 from zarr.storage import LocalStore
 
-from ..errors import (
-    RunMismatchError,
-    SchemaVersionError,
-    StoreError,
-    StoreNotFoundError,
-)
+from ..errors import RunMismatchError, SchemaVersionError, StoreError, StoreNotFoundError
 from ._schema import (
     BY_TENSOR,
     CUMULATIVE_GROUP,
@@ -165,6 +160,11 @@ class Run:
     def rows(self) -> dict[str, int]:
         """Committed row counts per section."""
         return {k: int(v) for k, v in self.attrs["rows"].items()}
+
+    @property
+    def has_lca(self) -> bool:
+        """Whether any LCA interval is committed (none when recorded without ``lca_every``)."""
+        return self.rows.get("lca", 0) > 0
 
     # ------------------------------------------------------------------------------ raw arrays
     def _width(self, spec: ArraySpec) -> int | None:

@@ -208,12 +208,14 @@ def test_cumulative_lca_several_runs_mean_and_std_equal_pandas(sweep):
     assert set(lines_by_label(ax)) == {"MLO", "_zero"}
 
 
-def test_lca_plots_need_lca_rows(tmp_path):
+def test_lca_plots_need_lca_rows(sweep, tmp_path):
     path = stores.write_store(tmp_path / "nolca.zarr", lca_every=None)
-    with pytest.raises(PlotError, match=r"nolca\.zarr.*no LCA intervals"):
+    assert open_run(sweep[0]).has_lca and not open_run(path).has_lca
+    one_wording = r"nolca\.zarr' has no LCA intervals \(recorded without lca_every\); nothing"
+    with pytest.raises(PlotError, match=one_wording):
         plot_cumulative_lca(path)
-    with pytest.raises(PlotError, match=r"nolca\.zarr.*no LCA intervals"):
-        plot_residual(path)
+    with pytest.raises(PlotError, match=one_wording):
+        plot_residual([sweep[0], path])
 
 
 # ------------------------------------------------------------------ residual (Fig. 5)

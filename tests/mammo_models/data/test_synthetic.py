@@ -19,6 +19,7 @@ from mammo_models.data import (
     read_heatmap,
     read_image,
 )
+from mammo_models.data.synthetic import draw_breasts
 
 SMALL = SyntheticConfig(
     n_patients=6, image_size_cc=(40, 30), image_size_mlo=(44, 28), pixel_scale=0.015, seed=5
@@ -164,3 +165,29 @@ def test_refuses_a_foreign_directory_and_bad_configs(tmp_path):
         SyntheticConfig(cue_view="LMO")
     with pytest.raises(SyntheticDataError, match="prevalence_benign"):
         SyntheticConfig(prevalence_benign=1.5)
+
+
+def test_the_files_hold_exactly_what_is_drawn(tmp_path):
+    """Drawing is pure (arrays from the seed); the writer only quantises and mirrors right breasts."""
+    config = dataclasses.replace(SMALL, n_patients=2, heatmaps=True)
+    drawn = list(draw_breasts(config))
+    again = list(draw_breasts(config))
+    assert len(drawn) == 4 and not any(tmp_path.iterdir())
+    generate_synthetic(config, tmp_path)
+    rows = _manifest(tmp_path).set_index(["patient_id", "laterality", "view"])
+    for breast, twin in zip(drawn, again, strict=True):
+        for view, image in breast.views.items():
+            np.testing.assert_array_equal(image.image, twin.views[view].image)
+            row = rows.loc[(breast.patient_id, breast.laterality, view)]
+            assert (row.malignant, row.benign, row.cue) == (
+                breast.malignant,
+                breast.benign,
+                image.cue,
+            )
+            flip = breast.laterality == "R"
+            stored = read_image(tmp_path / row.image_path)
+            expected = np.round(image.image * 65535)
+            np.testing.assert_array_equal(stored, expected[:, ::-1] if flip else expected)
+            heat = read_heatmap(tmp_path / row.heatmap_malignant_path)
+            quantised = np.round(image.heatmaps["malignant"] * 255) / 255
+            np.testing.assert_allclose(heat, quantised[:, ::-1] if flip else quantised, atol=1e-6)
