@@ -36,9 +36,9 @@ class RunResult:
 
 def lca_summary(run: Any) -> tuple[dict[str, float], float]:
     """Each group's share of the summed LCA, and the median relative residual, of a stored run."""
-    lca = run.lca()
-    if lca.empty:
+    if not run.has_lca:
         return {}, math.nan
+    lca = run.lca()
     totals = {g: float(lca[f"lca/{g}"].sum()) for g in run.groups}
     whole = sum(totals.values())
     share = {g: v / whole for g, v in totals.items()} if whole else {}
