@@ -29,6 +29,11 @@ class StatisticError(LcaToolkitError, ValueError):
     negative or non-finite error term, AUC labels of a single class."""
 
 
+class DatasetError(LcaToolkitError, OSError):
+    """A public data set cannot be obtained or its files fail their checks (download failed,
+    SHA-256 mismatch, malformed file); the message names the file and the manual step."""
+
+
 class NonFiniteError(LcaToolkitError, FloatingPointError):
     """A loss or gradient was NaN or infinite where a finite number was required."""
 

@@ -74,6 +74,10 @@ class Job:
             the model's top-level children).
         epochs: passes over ``train_batches``.
         config: anything JSON-serialisable to store with the run.
+        epoch_metrics: ``epoch_metrics(model)`` -> ``{name: number}`` after every epoch (test
+            accuracy, validation loss...), called in eval mode without gradients on every rank
+            and stored beside ``train_loss_last`` in the store's ``epochs/`` section
+            (``open_run(PATH).epochs()``); names must not contain ``/``.
     """
 
     model: nn.Module
@@ -84,6 +88,7 @@ class Job:
     groups: ParamGroups | Mapping[str, str | Sequence[str]] | None = None
     epochs: int = 1
     config: Mapping[str, Any] = field(default_factory=dict)
+    epoch_metrics: Callable[[nn.Module], Mapping[str, float]] | None = None
 
 
 def load_job(
@@ -232,7 +237,7 @@ def run_job(
             if tracker.step:
                 last = loss.detach().double().clone()
             loss_value = float(distributed.all_reduce_mean_(last))
-            tracker.log_epoch(epoch, {"train_loss_last": loss_value})
+            tracker.log_epoch(epoch, {"train_loss_last": loss_value, **_epoch_metrics(job)})
             if fsdp:  # gathered full state (a collective); the Tracker's shards per rank
                 model_state, optim_state = full_state(job.model, optimizer)
                 run_dir.save_rank_state(rank, {"tracker": tracker.state_dict()})
@@ -250,3 +255,26 @@ def run_job(
             if progress is not None and distributed.is_main():
                 progress(epoch, tracker.step, loss_value)
     return JobResult(store=store, steps=tracker.step, epochs=job.epochs, final_loss=loss_value)
+
+
+def _epoch_metrics(job: Job) -> dict[str, float]:
+    """The job's own per-epoch metrics, measured in eval mode without gradients."""
+    if job.epoch_metrics is None:
+        return {}
+    job.model.eval()
+    try:
+        with torch.no_grad():
+            values = job.epoch_metrics(job.model)
+    finally:
+        job.model.train()
+    if not isinstance(values, Mapping) or "train_loss_last" in values:
+        raise JobError(
+            "epoch_metrics must return a mapping of metric name -> number other than "
+            f"'train_loss_last', got {values!r:.200}"
+        )
+    try:
+        return {str(k): float(v) for k, v in values.items()}
+    except (TypeError, ValueError):
+        raise JobError(
+            f"epoch_metrics returned a value that is not a number: {values!r:.200}"
+        ) from None

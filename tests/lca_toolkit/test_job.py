@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lca_toolkit import open_run
 from lca_toolkit.job import Job, JobError, load_job, run_job
@@ -45,3 +46,27 @@ def test_run_job_resumes_from_its_epoch_checkpoint(tmp_path):
     with pytest.raises(JobError, match="needs the job to provide eval_batches"):
         job.eval_batches = None
         run_job(job, tmp_path / "x.zarr", lca_every=2)
+
+
+def test_epoch_metrics_are_stored_per_epoch_in_eval_mode(tmp_path):
+    job = load_job("user_job:make_job", {"epochs": 2, "n_train": 64}, search_path=EXAMPLES)
+    seen = []
+
+    def metrics(model):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return {"probe": float(sum(p.sum() for p in model.head.parameters())), "calls": len(seen)}
+
+    job.epoch_metrics = metrics
+    run_job(job, tmp_path / "run.zarr")
+    assert seen == [(False, False), (False, False)]  # eval mode, no gradients
+    assert job.model.training  # back in training mode afterwards
+    epochs = open_run(tmp_path / "run.zarr").epochs()
+    assert epochs["calls"].tolist() == [1.0, 2.0]
+    with torch.no_grad():
+        final = float(sum(p.sum() for p in job.model.head.parameters()))
+    assert epochs["probe"].iloc[-1] == pytest.approx(final)
+    assert "train_loss_last" in epochs
+
+    job.epoch_metrics = lambda model: [0.5]
+    with pytest.raises(JobError, match="epoch_metrics must return a mapping"):
+        run_job(job, tmp_path / "bad.zarr")
