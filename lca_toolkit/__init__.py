@@ -4,7 +4,13 @@ Per-parameter-group gradient norms every optimizer step and step-k Loss Change A
 every k steps, for any PyTorch model, stored in a zarr run store and read back as pandas frames.
 """
 
-from .analysis import GroupComparison, compare_groups, group_totals
+from .analysis import (
+    GroupComparison,
+    compare_groups,
+    group_totals,
+    learning_speed,
+    learning_speed_ratio,
+)
 from .errors import (
     GroupError,
     LcaError,
@@ -57,6 +63,8 @@ __all__ = [
     "delong",
     "t_interval",
     "group_totals",
+    "learning_speed",
+    "learning_speed_ratio",
     "open_run",
     "open_runs",
     "GroupError",
