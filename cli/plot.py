@@ -29,6 +29,7 @@ Examples:
       every figure the store supports: figs/grad_norm.png, lca.png, residual.png, ...
   lca-plot runs/joint.zarr --out figs --kind grad-norm --smooth 50 --log-y --group cc --group mlo
   lca-plot runs/sweep/*.zarr --out figs --kind curves --group-by experiment.variant
+  lca-plot runs/joint.zarr --out figs --kind learning-speed --pair mlo,cc
   lca-plot runs/seeds/*.zarr --out tables --kind table --group-by experiment.regularizer
 
 \b
@@ -166,7 +167,14 @@ def _make(kind: PlotKind, runs: Runs, opts: Options, taken: set[Path]) -> list[P
     "groups",
     multiple=True,
     metavar="NAME",
-    help="grad-norm, lca: draw only this parameter group; repeat for several (default: all).",
+    help="grad-norm, lca, learning-speed: draw only this parameter group; repeat for several "
+    "(default: all).",
+)
+@click.option(
+    "--pair",
+    metavar="A,B",
+    default=None,
+    help="learning-speed: draw log(speed A / speed B) (default: each group against the first).",
 )
 @click.option(
     "--metric",
@@ -206,19 +214,27 @@ def main(
     smooth_kind: str,
     log_y: bool,
     groups: tuple[str, ...],
+    pair: str | None,
     metrics: tuple[str, ...],
     group_by: tuple[str, ...],
     per_run: bool,
     dpi: int,
 ) -> None:
-    """Plot per-group gradient norms, cumulative LCA, the LCA residual, learning curves,
+    """Plot per-group gradient norms, cumulative LCA, the LCA residual, conditional learning
+    speed, learning curves,
     learning-rate distributions and test AUC tables from run STORE(s) into --out.
     """
     runs = _open(stores)
     _check_out(out, stores)
+    pair_groups = None if pair is None else tuple(p.strip() for p in pair.split(","))
+    if pair_groups is not None and (len(pair_groups) != 2 or not all(pair_groups)):
+        raise click.BadParameter(
+            f"expected two group names A,B, got {pair!r}", param_hint="'--pair'"
+        )
     paths = [p.strip() for item in group_by for p in item.split(",") if p.strip()]
     request = PlotRequest(
         groups=list(groups) or None,
+        pair=pair_groups,
         smooth=smooth,
         smooth_kind=smooth_kind,
         log_y=log_y,

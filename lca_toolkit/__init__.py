@@ -5,7 +5,13 @@ every k steps, for any PyTorch model, stored in a zarr run store and read back a
 """
 
 from .ablation import AblationProbe, AblationResult, Modality, ablation_frame
-from .analysis import GroupComparison, compare_groups, group_totals
+from .analysis import (
+    GroupComparison,
+    compare_groups,
+    group_totals,
+    learning_speed,
+    learning_speed_ratio,
+)
 from .errors import (
     AblationError,
     GroupError,
@@ -64,6 +70,8 @@ __all__ = [
     "delong",
     "t_interval",
     "group_totals",
+    "learning_speed",
+    "learning_speed_ratio",
     "open_run",
     "open_runs",
     "GroupError",

@@ -8,6 +8,10 @@ over the runs with the mean ``q`` added to its half-width. A summary may say tha
 lowered the loss more than another only when that interval excludes 0: :func:`compare_groups`.
 One run has no spread over seeds, so it decides nothing.
 
+Conditional learning speed (Wu et al., ICML 2022), the other per-group reading of a run, lives in
+:mod:`lca_toolkit.learning_speed` and is re-exported here: :func:`learning_speed`,
+:func:`learning_speed_ratio`.
+
 Sign convention as everywhere: negative LCA means the group helped (lowered the loss on E), so
 "a helped more than b" is an interval wholly below 0, verdict ``"a"``.
 """
@@ -22,10 +26,19 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .errors import GroupError, StatisticError
+from .learning_speed import learning_speed, learning_speed_ratio
 from .stats import ABOVE, BELOW, Interval, t_interval
 from .store import Run, open_run
 
 RunLike = Run | str | os.PathLike[str]
+
+__all__ = [
+    "GroupComparison",
+    "compare_groups",
+    "group_totals",
+    "learning_speed",
+    "learning_speed_ratio",
+]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ Definitions, per group g with parameter tensors t in g:
   summed over the group ("learning speed", Wu et al., ICML 2022). Tensors with ``||theta_t|| = 0``
   (for example zero-initialised biases at step one) are left out of the sum rather than making it
   infinite.
+* ``param_norm[g] = sqrt(sum_t ||theta_t||^2)``: the L2 norm of the group's parameters at the
+  step, i.e. where the gradient was taken (before the optimizer step). With ``grad_norm`` it
+  gives the group-as-a-whole ratio ``grad_norm^2 / param_norm^2`` that Wu et al.'s conditional
+  learning speed sums (:mod:`lca_toolkit.learning_speed`); the per-tensor squares are already in
+  the row for ``rel_sq_norm``, so it costs no kernel and no transfer.
 * ``update_norm[g] = ||theta_after - theta_before||`` over the group's tensors.
 
 Sharded parameters (FSDP2): with a :class:`~lca_toolkit.sharding.ShardLayout`, each rank takes the
@@ -113,6 +118,7 @@ class GroupedRows:
     grad_norm_total: np.ndarray  # (R,)
     rel_sq_norm: np.ndarray  # (R, G)
     update_norm: np.ndarray  # (R, G)
+    param_norm: np.ndarray  # (R, G)
 
 
 def group_rows(raw: np.ndarray, members: list[np.ndarray]) -> GroupedRows:
@@ -130,15 +136,17 @@ def group_rows(raw: np.ndarray, members: list[np.ndarray]) -> GroupedRows:
     g_sq, p_sq, u_sq = sq[:, :T], sq[:, T : 2 * T], sq[:, 2 * T :]
     ratio = np.divide(g_sq, p_sq, out=np.zeros_like(g_sq), where=p_sq != 0)
     R, G = raw.shape[0], len(members)
-    gn, rel, upd = (np.zeros((R, G), dtype=raw.dtype) for _ in range(3))
+    gn, rel, upd, pn = (np.zeros((R, G), dtype=raw.dtype) for _ in range(4))
     for j, idx in enumerate(members):  # per group, so a NaN stays in its own group
         gn[:, j] = g_sq[:, idx].sum(axis=1)
         rel[:, j] = ratio[:, idx].sum(axis=1)
         upd[:, j] = u_sq[:, idx].sum(axis=1)
+        pn[:, j] = p_sq[:, idx].sum(axis=1)
     f64 = np.float64
     return GroupedRows(
         grad_norm=np.sqrt(gn).astype(f64),
         grad_norm_total=np.sqrt(gn.sum(axis=1)).astype(f64),
         rel_sq_norm=rel.astype(f64),
         update_norm=np.sqrt(upd).astype(f64),
+        param_norm=np.sqrt(pn).astype(f64),
     )

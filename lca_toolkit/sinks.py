@@ -186,6 +186,7 @@ def open_sink(
         group_members=members,
         lr_groups=lr_groups,
         tensor_names=tensor_names,
+        param_norm=True,
         config=run_config,
         model_summary=summary,
         mode=store_mode,

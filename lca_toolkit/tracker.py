@@ -452,13 +452,9 @@ class Tracker(LcaSchedule):
         rows = grad_norms.group_rows(self._raw[:n_rows].cpu().numpy(), self._members)
         flags = np.array(self._row_flags, dtype=bool)  # (rows, 3)
         have_norms, have_update, skipped = flags[:, 0], flags[:, 1], flags[:, 2]
-        gn, total, rel, upd = (
-            rows.grad_norm,
-            rows.grad_norm_total,
-            rows.rel_sq_norm,
-            rows.update_norm,
-        )
-        gn[~have_norms] = total[~have_norms] = rel[~have_norms] = math.nan
+        gn, total, rel = rows.grad_norm, rows.grad_norm_total, rows.rel_sq_norm
+        upd, pn = rows.update_norm, rows.param_norm  # pn: ||theta|| where the gradient was taken
+        gn[~have_norms] = total[~have_norms] = rel[~have_norms] = pn[~have_norms] = math.nan
         if self._record_update:
             upd[~have_norms] = 0.0  # a step the optimizer skipped changed nothing
             upd[have_norms & ~have_update] = math.nan
@@ -474,6 +470,7 @@ class Tracker(LcaSchedule):
             update_norm=np.hstack([upd, pad]),
             skipped=skipped,
             lr=np.asarray(self._row_lrs, dtype=np.float64),
+            param_norm=np.hstack([pn, pad]),
         )
         self.sink.append_steps(block)
         if self.mirror is not None:

@@ -1,5 +1,5 @@
 """Figures and tables from run stores: per-group gradient norms, cumulative LCA, the LCA
-residual, learning curves across runs, learning-rate distributions and test AUC tables.
+residual, conditional learning speed, learning curves across runs, learning-rate distributions and test AUC tables.
 
 Every plot takes data (a :class:`~lca_toolkit.store.Run`, a :class:`~lca_toolkit.store.Runs`,
 or store path(s)) and an optional ``ax``, returns the matplotlib ``Figure``, and never touches
@@ -51,6 +51,7 @@ from .kinds import (
     save_drawing,
 )
 from .lca import LCA_YLABEL, cumulative_lca, plot_cumulative_lca
+from .learning_speed import plot_learning_speed
 from .lr_dist import plot_lr_distribution, split_learning_rates
 from .report import save_run_figures
 from .residual import plot_residual, residual_frame
@@ -97,6 +98,7 @@ __all__ = [
     "learning_curve_stats",
     "plot_cumulative_lca",
     "plot_grad_norm",
+    "plot_learning_speed",
     "plot_learning_curves",
     "plot_lr_distribution",
     "plot_residual",

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..learning_speed import has_param_norm
 from ._data import NO_LCA, config_value, split_by
 from ._style import DPI, save_figure, setting_name
 from .curves import AUTO, DEFAULT_METRICS, plot_learning_curves, resolve_group_by
 from .grad_norm import plot_grad_norm
 from .lca import plot_cumulative_lca
+from .learning_speed import plot_learning_speed
 from .lr_dist import DEFAULT_PATH as SPLIT_LR_PATH
 from .lr_dist import plot_lr_distribution
 from .residual import plot_residual
@@ -49,7 +51,9 @@ class PlotRequest:
     """What the caller asks of every kind; each kind reads only the fields it uses."""
 
     groups: Sequence[str] | None = None
-    """grad-norm, lca: the parameter groups to draw (``None``: all)."""
+    """grad-norm, lca, learning-speed: the parameter groups to draw (``None``: all)."""
+    pair: tuple[str, str] | None = None
+    """learning-speed: the two groups of the log-ratio panel (``None``: each against the first)."""
     smooth: int | None = None
     """grad-norm: smoothing window in steps."""
     smooth_kind: str = "ema"
@@ -119,6 +123,14 @@ def _need_lca(runs: Runs, request: PlotRequest) -> str | None:
     return _lacking(runs, lambda r: r.has_lca, f"have {NO_LCA}")
 
 
+def _need_param_norm(runs: Runs, request: PlotRequest) -> str | None:
+    return _lacking(
+        runs,
+        has_param_norm,
+        "have no steps/param_norm (written before lca-toolkit recorded it)",
+    )
+
+
 def _need_epochs(runs: Runs, request: PlotRequest) -> str | None:
     return _lacking(runs, lambda r: r.rows.get("epochs", 0) > 0, "have no epoch metrics")
 
@@ -151,6 +163,7 @@ NEEDS: Mapping[str, Need] = MappingProxyType(
     {
         "steps": _need_steps,
         "lca": _need_lca,
+        "param-norm": _need_param_norm,
         "epochs": _need_epochs,
         "epoch-metrics": _need_epoch_metrics,
         "split-lr": _need_split_lr,
@@ -249,6 +262,10 @@ def _draw_lca(runs: Sequence[Run], request: PlotRequest, title: str | None) -> F
     return plot_cumulative_lca(runs, groups=request.groups, title=title)
 
 
+def _draw_learning_speed(runs: Sequence[Run], request: PlotRequest, title: str | None) -> Figure:
+    return plot_learning_speed(runs, groups=request.groups, pair=request.pair, title=title)
+
+
 def _draw_residual(runs: Sequence[Run], request: PlotRequest, title: str | None) -> Figure:
     return plot_residual(runs, title=title)
 
@@ -306,6 +323,16 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 help="Actual loss change against the summed LCA, and the residual, per interval.",
                 title="LCA completeness per interval",
                 per_setting=True,
+            ),
+            PlotKind(
+                "learning-speed",
+                _draw_learning_speed,
+                needs=("steps", "param-norm"),
+                stem="learning_speed",
+                help="Cumulative ||g||^2/||theta||^2 per group and its log-ratio (Wu et al. 2022).",
+                title="Conditional learning speed per group",
+                per_setting=True,
+                run_figure=True,
             ),
             PlotKind(
                 "curves",

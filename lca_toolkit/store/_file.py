@@ -14,6 +14,7 @@ the run is writing, and a run killed mid-commit keeps every row committed before
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import math
 import os
@@ -42,9 +43,9 @@ from ._schema import (
     EPOCH_INDEX,
     ERROR_BY_GROUP,
     LCA_ARRAYS,
+    PARAM_NORM,
     SCHEMA_VERSION,
     SECTIONS,
-    STEP_ARRAYS,
     TABLES_GROUP,
     ArraySpec,
     jsonable,
@@ -103,6 +104,9 @@ class StoreFile:
         for section in SECTIONS:
             for name, arr in self._root[section].arrays():
                 self._arrays[section][name] = arr
+        if PARAM_NORM.name in self._arrays["steps"] and not layout.param_norm:
+            # A store that has the column keeps getting rows of it (NaN from producers without).
+            self._layout = dataclasses.replace(layout, param_norm=True)
         self._cumulative_arrays: dict[str, zarr.Array] = {}
         self._rows = {s: 0 for s in SECTIONS}
         self._epoch_metrics: list[str] = []
@@ -335,7 +339,7 @@ class StoreFile:
                 blocks = batch.steps
                 cols = {
                     s.name: np.concatenate([getattr(b, s.name) for b in blocks])
-                    for s in STEP_ARRAYS
+                    for s in self._layout.fixed_specs("steps")
                 }
                 rows["steps"] = self._extend("steps", cols, writes)
             if batch.lca:

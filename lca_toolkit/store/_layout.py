@@ -20,6 +20,7 @@ from ._schema import (
     EPOCH_INDEX,
     ERROR_BY_GROUP,
     LCA_ARRAYS,
+    PARAM_NORM,
     ROW_DIM,
     STEP_ARRAYS,
     ArraySpec,
@@ -38,12 +39,14 @@ class StoreLayout:
         members: group name -> its parameter (or buffer) names, in group order.
         lr_groups: number of optimizer param groups (width of ``steps/lr``).
         tensor_names: names of the ``lca/by_tensor`` columns, or ``None`` to not store it.
+        param_norm: whether the store has ``steps/param_norm``.
     """
 
     groups: list[str]
     members: dict[str, list[str]]
     lr_groups: int = 1
     tensor_names: list[str] | None = None
+    param_norm: bool = False
 
     @classmethod
     def checked(
@@ -52,6 +55,7 @@ class StoreLayout:
         group_members: Mapping[str, Sequence[str]],
         lr_groups: int = 1,
         tensor_names: Sequence[str] | None = None,
+        param_norm: bool = False,
     ) -> StoreLayout:
         """A layout from caller arguments, refusing duplicate names and missing members.
 
@@ -63,12 +67,12 @@ class StoreLayout:
         if isinstance(lr_groups, bool) or not isinstance(lr_groups, int) or lr_groups < 1:
             raise RecordError(f"lr_groups must be an integer >= 1, got {lr_groups!r}")
         tensors = None if tensor_names is None else check_names(tensor_names, "tensor_names")
-        return cls(checked_groups, members, lr_groups, tensors)
+        return cls(checked_groups, members, lr_groups, tensors, bool(param_norm))
 
     def fixed_specs(self, section: str) -> tuple[ArraySpec, ...]:
         """The arrays every store of this layout has in ``section``."""
         if section == "steps":
-            return STEP_ARRAYS
+            return STEP_ARRAYS + ((PARAM_NORM,) if self.param_norm else ())
         if section == "lca":
             by_tensor = (BY_TENSOR,) if self.tensor_names is not None else ()
             return LCA_ARRAYS + (ERROR_BY_GROUP,) + by_tensor

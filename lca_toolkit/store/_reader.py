@@ -28,6 +28,7 @@ from ._schema import (
     EPOCH_INDEX,
     ERROR_BY_GROUP,
     LCA_ARRAYS,
+    PARAM_NORM,
     SCHEMA_VERSION,
     SECTIONS,
     STEP_ARRAYS,
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 _RETRIES = 50
 _RETRY_SLEEP_S = 0.02
 
-PER_GROUP_STEP_METRICS: tuple[str, ...] = ("grad_norm", "rel_sq_norm", "update_norm")
-"""Per-group step arrays, in the column order of the wide frame and the ``metric`` of the long."""
+PER_GROUP_STEP_METRICS: tuple[str, ...] = ("grad_norm", "rel_sq_norm", "update_norm", "param_norm")
+"""Per-group step arrays, wide-frame column order and long ``metric`` (the last where stored)."""
 
 LCA_GROUP_COLUMNS: dict[str, str] = {
     "by_group": "lca",
@@ -227,19 +228,22 @@ class Run:
         data, _ = self._read_section(section, [known[section][leaf]])
         return data[leaf]
 
-    def _has_error_estimate(self) -> bool:
-        """Whether the store has ``lca/error_by_group`` (stores written before it do not)."""
-        return (self.path / "lca" / ERROR_BY_GROUP.name / "zarr.json").is_file()
+    def _stored(self, section: str, spec: ArraySpec) -> bool:  # older stores lack some arrays
+        return (self.path / section / spec.name / "zarr.json").is_file()
+
+    def _step_specs(self) -> tuple[ArraySpec, ...]:
+        """The step arrays every frame reads: the fixed ones, and ``param_norm`` if stored."""
+        return STEP_ARRAYS + ((PARAM_NORM,) if self._stored("steps", PARAM_NORM) else ())
 
     def _lca_specs(self) -> tuple[ArraySpec, ...]:
         """The LCA arrays every frame reads: the fixed ones, and the error estimate if stored."""
-        return LCA_ARRAYS + ((ERROR_BY_GROUP,) if self._has_error_estimate() else ())
+        return LCA_ARRAYS + ((ERROR_BY_GROUP,) if self._stored("lca", ERROR_BY_GROUP) else ())
 
     def _known_specs(self) -> dict[str, dict[str, ArraySpec]]:
         lca = self._lca_specs() + ((BY_TENSOR,) if self.tensor_names is not None else ())
         metrics = [metric_spec(m) for m in self.attrs.get("epoch_metrics", [])]
         return {
-            "steps": {s.name: s for s in STEP_ARRAYS},
+            "steps": {s.name: s for s in self._step_specs()},
             "lca": {s.name: s for s in lca},
             "epochs": {s.name: s for s in (EPOCH_INDEX, *metrics)},
         }
@@ -251,16 +255,15 @@ class Run:
         Args:
             wide: one row per step with columns ``step, loss, grad_norm_total, skipped, lr``
                 (``lr/0, lr/1, ...`` with several optimizer param groups) and
-                ``grad_norm/<group>``, ``rel_sq_norm/<group>``, ``update_norm/<group>``.
-                If false, the per-group arrays in long form: ``step, group, metric, value`` with
-                ``metric`` in ``grad_norm, rel_sq_norm, update_norm`` (``group`` and ``metric``
-                categorical, in store order; ready for ``seaborn.lineplot(hue="group")``).
+                ``grad_norm/<group>``, ``rel_sq_norm/<group>``, ``update_norm/<group>``,
+                ``param_norm/<group>`` (absent in stores written before it; NaN in rows from
+                before a resume added it). If false, those in long form: ``step, group, metric,
+                value`` (``group``, ``metric`` categorical, in store order; for seaborn's hue).
         """
-        d, _ = self._read_section("steps", STEP_ARRAYS)
+        d, _ = self._read_section("steps", self._step_specs())
+        per_group = {m: d[m] for m in PER_GROUP_STEP_METRICS if m in d}
         if not wide:
-            return _long(
-                {"step": d["step"]}, {m: d[m] for m in PER_GROUP_STEP_METRICS}, self.groups
-            )
+            return _long({"step": d["step"]}, per_group, self.groups)
         cols: dict[str, np.ndarray] = {
             "step": d["step"],
             "loss": d["loss"],
@@ -272,8 +275,8 @@ class Run:
             cols["lr"] = lr[:, 0]
         else:
             cols.update({f"lr/{j}": lr[:, j] for j in range(lr.shape[1])})
-        for metric in PER_GROUP_STEP_METRICS:
-            cols.update({f"{metric}/{g}": d[metric][:, j] for j, g in enumerate(self.groups)})
+        for metric, values in per_group.items():
+            cols.update({f"{metric}/{g}": values[:, j] for j, g in enumerate(self.groups)})
         return pd.DataFrame(cols)
 
     def lca(self, wide: bool = True) -> pd.DataFrame:
@@ -364,8 +367,9 @@ class Run:
         """The run's committed rows as one ``xarray.Dataset`` (needs ``lca-toolkit[xarray]``).
 
         Dimensions ``step`` and ``group`` for the per-step arrays (``grad_norm``,
-        ``rel_sq_norm``, ``update_norm``; ``loss``, ``grad_norm_total``, ``skipped`` and ``lr``
-        along ``step``, ``lr`` along ``(step, lr_group)`` with several optimizer param groups),
+        ``rel_sq_norm``, ``update_norm``, ``param_norm`` where stored; ``loss``,
+        ``grad_norm_total``, ``skipped`` and ``lr`` along ``step``, ``lr`` along
+        ``(step, lr_group)`` with several optimizer param groups),
         ``interval`` and ``group`` for the LCA arrays (``by_group`` with negative = helped,
         ``abs_by_group``, ``helped``, ``hurt``, ``error_by_group``; ``loss_start``,
         ``loss_end``, ``loss_change``, ``residual``, ``passes`` along ``interval``),

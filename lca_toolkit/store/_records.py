@@ -68,6 +68,7 @@ _STEP_FIELDS: tuple[tuple[str, str, int], ...] = (
     ("update_norm", "float64", 2),
     ("skipped", "bool", 1),
     ("lr", "float64", 2),
+    ("param_norm", "float64", 2),
 )
 """(field, dtype, ndim) of every StepBlock array, in declaration order."""
 
@@ -85,6 +86,9 @@ class StepBlock:
         update_norm: float64 ``(n, G)`` ``||theta_after - theta_before||`` per group.
         skipped: bool ``(n,)`` the GradScaler skipped the step (inf/NaN gradients).
         lr: float64 ``(n, L)`` learning rate of each optimizer param group.
+        param_norm: float64 ``(n, G)`` L2 norm of each group's parameters at the step (where
+            the gradient was taken, before the optimizer step); ``None`` (the default, for
+            producers that do not record it) becomes NaN, "not recorded".
     """
 
     step: np.ndarray
@@ -95,8 +99,12 @@ class StepBlock:
     update_norm: np.ndarray
     skipped: np.ndarray
     lr: np.ndarray
+    param_norm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.param_norm is None:
+            shape = np.shape(self.grad_norm)
+            object.__setattr__(self, "param_norm", np.full(shape, np.nan))
         for name, dtype, ndim in _STEP_FIELDS:
             arr = _owned(getattr(self, name), dtype, f"StepBlock.{name}")
             if arr.ndim != ndim:
@@ -113,7 +121,7 @@ class StepBlock:
             if rows != n:
                 raise RecordError(f"StepBlock.{name} has {rows} rows but step has {n}")
         width = self.grad_norm.shape[1]
-        for name in ("rel_sq_norm", "update_norm"):
+        for name in ("rel_sq_norm", "update_norm", "param_norm"):
             if getattr(self, name).shape[1] != width:
                 raise RecordError(
                     f"StepBlock.{name} has {getattr(self, name).shape[1]} group columns but "

@@ -12,6 +12,7 @@ One zarr v3 group per run::
       steps/update_norm         float64 (n_steps, n_groups)
       steps/skipped             bool    (n_steps,)
       steps/lr                  float64 (n_steps, n_lr_groups)
+      steps/param_norm          float64 (n_steps, n_groups); only in stores created to hold it
       lca/start_step ... lca/passes
       lca/error_by_group        float64 (n_intervals, n_groups); absent in stores written before it
       lca/by_tensor             float64 (n_intervals, n_tensors), optional
@@ -124,6 +125,18 @@ LCA_ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("residual", "float64", None, "loss_end - loss_start - sum of by_group"),
     ArraySpec("passes", "int64", None, "gradient passes over E used for the interval"),
 )
+
+PARAM_NORM = ArraySpec(
+    "param_norm",
+    "float64",
+    "group",
+    "L2 norm of the group's parameters at the step, before the optimizer step; NaN when not "
+    "recorded",
+)
+"""Kept apart from ``STEP_ARRAYS``: a store has it when created with ``param_norm=True`` (the
+Tracker's stores) or resumed by a writer that records it (earlier rows NaN). Stores written
+before it existed lack it and still open, so the schema version stays 1: an array a reader may
+find absent changes nothing a version-1 reader relies on, as with ``lca/error_by_group``."""
 
 BY_TENSOR = ArraySpec("by_tensor", "float64", "tensor", "LCA summed per parameter tensor")
 

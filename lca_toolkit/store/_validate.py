@@ -34,6 +34,11 @@ def check_step_block(block: StepBlock, layout: StoreLayout, path: Path) -> None:
             f"StepBlock.lr has {block.n_lr_groups} columns but '{path}' was opened with "
             f"lr_groups={layout.lr_groups}"
         )
+    if not layout.param_norm and not np.isnan(block.param_norm).all():
+        raise RecordError(
+            f"StepBlock.param_norm has values but '{path}' has no steps/param_norm; open the "
+            "writer with param_norm=True to store them"
+        )
 
 
 def check_lca_record(record: LcaRecord, layout: StoreLayout, path: Path) -> None:

@@ -97,6 +97,8 @@ class RunWriter:
         group_members: group name -> its parameter (or buffer) names; one entry per group.
         lr_groups: ``L``, the number of optimizer param groups (width of ``steps/lr``).
         tensor_names: names of the ``lca/by_tensor`` columns; ``None`` to not store it.
+        param_norm: store ``steps/param_norm`` (the Tracker's stores do). A resumed store that
+            has it keeps it whatever this says; one without it gets it, NaN in earlier rows.
         config: run configuration (JSON-serialisable), stored in the root attrs.
         model_summary: parameter counts per group and other model facts (JSON-serialisable).
         mode: ``create`` refuses an existing path; ``overwrite`` replaces an existing run store
@@ -130,6 +132,7 @@ class RunWriter:
         group_members: Mapping[str, Sequence[str]],
         lr_groups: int = 1,
         tensor_names: Sequence[str] | None = None,
+        param_norm: bool = False,
         config: Mapping[str, Any] | None = None,
         model_summary: Mapping[str, Any] | None = None,
         mode: Mode = "create",
@@ -141,7 +144,9 @@ class RunWriter:
         if not isinstance(path, (str, os.PathLike)):
             raise RecordError(f"path must be a local path (str or os.PathLike), got {path!r}")
         self._path = Path(path)
-        self._layout = StoreLayout.checked(groups, group_members, lr_groups, tensor_names)
+        self._layout = StoreLayout.checked(
+            groups, group_members, lr_groups, tensor_names, param_norm
+        )
         if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
             raise RecordError(f"flush_every must be an integer >= 1, got {flush_every!r}")
         if flush_interval is not None and not flush_interval > 0:
@@ -170,6 +175,7 @@ class RunWriter:
         else:
             raise RecordError(f"mode must be 'create', 'resume' or 'overwrite', got {mode!r}")
         self._file = file
+        self._layout = file.layout  # a resumed store with steps/param_norm keeps it
 
         # Caller-side order checks (training thread).
         self._lock = threading.Lock()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._extras import require
-from ._schema import BY_TENSOR, EPOCH_INDEX, ROW_DIM, STEP_ARRAYS, ArraySpec, metric_spec
+from ._schema import BY_TENSOR, EPOCH_INDEX, ROW_DIM, ArraySpec, metric_spec
 
 if TYPE_CHECKING:
     import xarray
@@ -43,7 +43,8 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "config.") -> dict[s
 def run_dataset(run: Run) -> xarray.Dataset:
     """The run's committed rows as a Dataset; see :meth:`Run.to_xarray` for the layout."""
     xr = require("xarray", package="xarray", extra="xarray", feature="Run.to_xarray()")
-    steps, _ = run._read_section("steps", STEP_ARRAYS)
+    step_specs = run._step_specs()
+    steps, _ = run._read_section("steps", step_specs)
     lca_specs = run._lca_specs() + ((BY_TENSOR,) if run.tensor_names is not None else ())
     lca, _ = run._read_section("lca", lca_specs)
     metrics = list(run.attrs.get("epoch_metrics", []))
@@ -53,7 +54,7 @@ def run_dataset(run: Run) -> xarray.Dataset:
     metrics = [m for m in epoch_attrs.get("epoch_metrics", []) if m in epochs]
 
     variables: dict[str, Any] = {}
-    for section, data, specs in (("steps", steps, STEP_ARRAYS), ("lca", lca, lca_specs)):
+    for section, data, specs in (("steps", steps, step_specs), ("lca", lca, lca_specs)):
         for spec in specs:
             if spec.name in ("step", "start_step", "end_step"):
                 continue  # coordinates

@@ -27,10 +27,12 @@ def write_store(
     tables: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     seed: int = 0,
     epoch_values: Mapping[str, Sequence[float]] | None = None,
+    param_norm: bool = False,
 ) -> Path:
     """A finished run: random norms (``bn_buffers`` all NaN), consistent LCA, epoch metrics
     (random, or ``epoch_values[metric][epoch - 1]`` where given), and the given stored results
-    and tables."""
+    and tables; with ``param_norm``, random group parameter norms too (else the store has none,
+    as those written before it was recorded)."""
     rng = np.random.default_rng(seed)
     g = len(groups)
     grad = rng.lognormal(size=(n_steps, g))
@@ -43,6 +45,7 @@ def write_store(
         group_members={name: [f"{name}.weight"] for name in groups},
         config=dict(config or {}),
         flush_interval=None,
+        param_norm=param_norm,
     ) as w:
         if n_steps:
             w.append_steps(
@@ -55,6 +58,7 @@ def write_store(
                     update_norm=rng.random((n_steps, g)),
                     skipped=np.zeros(n_steps, dtype=bool),
                     lr=np.full((n_steps, 1), 1e-3),
+                    param_norm=rng.lognormal(size=(n_steps, g)) if param_norm else None,
                 )
             )
         loss = 2.0

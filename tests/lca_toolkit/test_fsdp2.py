@@ -58,7 +58,11 @@ def test_sharded_rows_equal_one_process(sharded, reference, name, rule):
     one, two = open_run(one_path), open_run(out / f"{name}.zarr")
     s1, s2 = one.steps(), two.steps()
     assert s2["step"].tolist() == list(range(1, fsdp_worker.STEPS + 1))
-    # Norms (local squares, one all-reduce over the sharded mesh dimension), losses, updates.
+    # Norms (local squares, one all-reduce over the sharded mesh dimension), losses, updates,
+    # and the groups' parameter norms (the learning speed's denominator).
+    assert [c for c in s2.columns if c.startswith("param_norm/")] == [
+        f"param_norm/{g}" for g in two.groups
+    ]
     np.testing.assert_allclose(_numbers(s2), _numbers(s1), rtol=1e-9, atol=1e-12)
     l1, l2 = one.lca(), two.lca()
     assert l2["end_step"].tolist() == [2, 4, 6, 8]

@@ -29,7 +29,7 @@ from lca_toolkit.plots import (
 )
 from lca_toolkit.store import Runs
 
-ORDER = ["grad-norm", "lca", "residual", "curves", "lr-dist", "table"]
+ORDER = ["grad-norm", "lca", "residual", "learning-speed", "curves", "lr-dist", "table"]
 
 
 def predictions(n: int = 20) -> dict[str, np.ndarray]:
@@ -54,6 +54,7 @@ def full(tmp_path_factory) -> Path:
         n_epochs=2,
         config={"experiment": {"variant": "joint", "split_lr": {"cc": 1e-4, "mlo": 1e-3}}},
         tables={"test_predictions": predictions()},
+        param_norm=True,
     )
 
 
@@ -70,7 +71,8 @@ def test_every_kind_has_what_the_cli_needs():
         assert kind.needs and all(need in NEEDS for need in kind.needs)
         assert callable(kind.draw)
         assert (kind.title is not None) == kind.per_setting
-    assert [k for k, v in PLOT_KINDS.items() if v.per_setting] == ["grad-norm", "lca", "residual"]
+    per_setting = ["grad-norm", "lca", "residual", "learning-speed"]
+    assert [k for k, v in PLOT_KINDS.items() if v.per_setting] == per_setting
     kind_option = next(p for p in lca_plot.params if p.name == "kinds")
     assert list(kind_option.type.choices) == [*ORDER, "all"]
 
