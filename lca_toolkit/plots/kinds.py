@@ -332,7 +332,6 @@ PLOT_KINDS: Mapping[str, PlotKind] = MappingProxyType(
                 help="Cumulative ||g||^2/||theta||^2 per group and its log-ratio (Wu et al. 2022).",
                 title="Conditional learning speed per group",
                 per_setting=True,
-                run_figure=True,
             ),
             PlotKind(
                 "curves",
