@@ -19,14 +19,9 @@ closed early by :meth:`Tracker.set_eval_batches` (a new evaluation subset E) is 
 next ones count k steps from its end. :meth:`Tracker.stop_lca` ends LCA recording for the rest of
 the run (closing the open interval the same way) while gradient norms go on every step.
 
-Where the gradient norms come from: with ``optimizer=`` given (recommended) the Tracker reads the
-gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradient accumulation is
-complete and after a ``torch.amp.GradScaler`` has unscaled them. A step the scaler skips (inf/NaN
-gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=True`` and NaN norms,
-not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
-before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped. The learning
-rates recorded are the ones ``optimizer.step()`` ran with (read in the same pre-hook), so a
-scheduler stepped before ``after_step`` does not shift them by one step.
+Where the gradient norms are read (inside ``optimizer.step()`` with ``optimizer=``, the
+recommended way; in ``after_backward`` without), what a step a GradScaler skips records, and the
+learning rates recorded: :mod:`lca_toolkit.quantities.step_norms`.
 
 Gradient clipping: ``grad_norm/<group>`` is always the raw norm of the accumulated gradient before
 clipping (unscaled under AMP), the quantity of the paper, in a hand-written loop as in the
@@ -44,14 +39,9 @@ it the pre-hook would read the clipped gradients::
 
 ``update_norm/<group>`` records the change the clipped step made to the weights.
 
-Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
-stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
-total gradient norm inside ``optimizer.step()``, before the weights change (one host sync per
-step): ``stop`` records the row, then raises :class:`NonFiniteError` naming the step, the loss and
-the groups whose gradient norm is not finite (the context manager closes the store as ``failed``
-with that reason); ``skip`` drops the step's gradients so the optimizer leaves weights and state
-untouched, flags the row ``skipped=True`` and counts it in the store attribute
-``nonfinite_skipped``.
+Non-finite numbers (``on_nonfinite``): ``record`` (default) stores a NaN or Inf as it is,
+``stop`` records the row and raises :class:`~lca_toolkit.errors.NonFiniteError`, ``skip`` leaves
+the weights untouched and counts the step (:mod:`lca_toolkit.quantities.step_norms`).
 
 The Tracker only schedules and stores: each measurement is a quantity with its own schedule
 (:mod:`lca_toolkit.quantities`: the per-step rows every step, LCA every k steps until
@@ -92,12 +82,13 @@ from .lca import BN_GROUP, LcaConfig, LcaEngine, LcaResult, LossFn
 from .lca_config import lca_config_from
 from .mirrors import GuardedMirror, Mirror
 from .output import Output
-from .quantities import EpochLog, LcaIntervals, Quantity, StepNorms
+from .quantities import EpochLog, LcaIntervals, Quantities, Quantity, StepNorms
+from .quantities._registry import check_added
+from .quantities.step_norms import NONFINITE_POLICIES
 from .records import Attrs, Sink, Table
 from .sharding import refuse_unsupported
 
-NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
-"""What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
+__all__ = ["NONFINITE_POLICIES", "Tracker"]
 
 _LCA_OFF = "LCA is off: construct the Tracker with lca_every=, loss_fn=, eval_batches="
 
@@ -182,16 +173,8 @@ class Tracker:
             groups = ParamGroups.from_children(model)
         elif not isinstance(groups, ParamGroups):
             groups = ParamGroups.from_prefixes(model, groups)
-        if transfer_every < 1:
-            raise TrackerError(f"transfer_every must be >= 1, got {transfer_every}")
-        if on_nonfinite not in NONFINITE_POLICIES:
-            raise TrackerError(
-                f"on_nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {on_nonfinite!r}"
-            )
-        if on_nonfinite != "record" and optimizer is None:
-            raise TrackerError(
-                f"on_nonfinite={on_nonfinite!r} checks inside optimizer.step(): pass optimizer="
-            )
+        StepNorms.check_options(optimizer, on_nonfinite, transfer_every)  # before any store
+        check_added(quantities)
         self.model = model
         self.groups = groups
         self.optimizer = optimizer
@@ -243,10 +226,7 @@ class Tracker:
             transfer_every=transfer_every,
         )
         self._lca = None if engine is None else LcaIntervals(engine)
-        self._epochs = EpochLog()
-        self.quantities: list[Quantity] = [self._norms, self._epochs]
-        if self._lca is not None:
-            self.quantities.insert(1, self._lca)
+        self.quantities = Quantities(self._norms, self._lca, EpochLog())
         self._closed = False
         for quantity in quantities:
             self.add_quantity(quantity)
@@ -259,23 +239,12 @@ class Tracker:
         ``state["quantities"][quantity.name]``. Only before the first step.
         """
         self._check_open()
-        if not isinstance(quantity, Quantity):
-            raise TrackerError(
-                f"quantities must be lca_toolkit.quantities.Quantity objects, got "
-                f"{type(quantity).__name__}"
-            )
         if self.step:
             raise TrackerError(
-                f"add_quantity({quantity.name!r}) at step {self.step}: add quantities before the "
-                "first step"
+                f"add_quantity({getattr(quantity, 'name', quantity)!r}) at step {self.step}: add "
+                "quantities before the first step"
             )
-        names = [q.name for q in self.quantities]
-        if quantity.name in names:
-            raise TrackerError(
-                f"a quantity named {quantity.name!r} is already measured (quantities: "
-                f"{', '.join(names)}); give each its own name"
-            )
-        self.quantities.append(quantity)
+        self.quantities.add(quantity)
 
     # ----------------------------------------------------------------------------- views
     @property
@@ -362,22 +331,13 @@ class Tracker:
         interval was closed early by :meth:`set_eval_batches`), then the added quantities.
         """
         self._check_open()
-        step = self._norms.tick()
-        result = None
-        for quantity in self.quantities:
-            if quantity.due_at_step(step):
-                value = quantity.at_step(step, self.out)
-                if quantity is self._lca:
-                    result = value
-        return result
+        return self.quantities.at_step(self._norms.tick(), self.out)
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store per-epoch metrics (train/val AUC, losses...) in ``epochs/``; quantities due at
         epoch ends are measured after them."""
         self._check_open()
-        for quantity in self.quantities:
-            if quantity.due_at_epoch(epoch, self.step):
-                quantity.at_epoch_end(epoch, self.step, self.out, metrics)
+        self.quantities.at_epoch_end(epoch, self.step, self.out, metrics)
 
     # ----------------------------------------------------------------------------- LCA
     def set_eval_batches(self, eval_batches: Iterable[Any]) -> LcaResult | None:
@@ -469,24 +429,12 @@ class Tracker:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs; flushes the store so it agrees with the checkpoint.
 
-        The built-in quantities keep the flat keys checkpoints have always had; an added
-        quantity's state is under ``"quantities"``, by name.
+        One flat dict, the keys checkpoints have always had; an added quantity's state is under
+        ``"quantities"``, by name (:class:`~lca_toolkit.quantities.Quantities`).
         """
         self._check_open()
         self.flush()
-        lca = None if self._lca is None else self._lca.state_dict()
-        state = {
-            "step": self.step,
-            "group_names": list(self.group_names),
-            "last_epoch": self._epochs.last_epoch,
-            "nonfinite_skipped": self.nonfinite_skipped,
-            "engine": None if lca is None else lca["engine"],
-            "lca_stopped_at": None if lca is None else lca["lca_stopped_at"],
-        }
-        added = self._added()
-        if added:
-            state["quantities"] = {q.name: q.state_dict() for q in added}
-        return state
+        return {"group_names": list(self.group_names), **self.quantities.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a checkpoint: restores the step and LCA state, trims the store after it.
@@ -499,35 +447,10 @@ class Tracker:
             raise TrackerError(
                 f"checkpoint groups {state['group_names']} differ from this tracker's {self.group_names}"
             )
-        stopped_at = state.get("lca_stopped_at")  # absent from checkpoints older than stop_lca
-        saved_lca = state["engine"] is not None or stopped_at is not None
-        if saved_lca != (self._lca is not None):
-            raise TrackerError("checkpoint and tracker disagree on whether LCA is recorded")
-        if state["engine"] is not None and self.engine is None:
-            raise TrackerError(
-                f"the checkpoint goes on recording LCA, but stop_lca() was called on this tracker "
-                f"at step {self.lca_stopped_at}"
-            )
-        added = self._added()
-        saved = state.get("quantities", {})
-        missing = [q.name for q in added if q.name not in saved]
-        if missing:
-            raise TrackerError(
-                f"the checkpoint holds no state for the added quantit(y/ies) {', '.join(missing)} "
-                f"(it has: {', '.join(saved) or 'none'})"
-            )
-        self._norms.load_state_dict(state)
-        self._epochs.load_state_dict(state)
-        if self._lca is not None:
-            self._lca.load_state_dict(state)
-        for quantity in added:
-            quantity.load_state_dict(saved[quantity.name])
-        for quantity in self.quantities:
-            attrs = quantity.run_attrs()
-            if attrs:
-                self.out.emit(Attrs(attrs))
+        self.quantities.load_state_dict(state, self.out)
         # No epoch logged before the checkpoint: epoch rows written after it are dropped too.
-        last_epoch = -1 if self._epochs.last_epoch is None else self._epochs.last_epoch
+        last_epoch = self.quantities.epochs.last_epoch
+        last_epoch = -1 if last_epoch is None else last_epoch
         engine = self.engine
         if engine is not None and engine.start_step < self.step:
             # An interval measured when that run ended (close()) is open again here.
@@ -536,10 +459,6 @@ class Tracker:
             )
         else:
             self.out.truncate(last_step=self.step, last_epoch=last_epoch)
-
-    def _added(self) -> list[Quantity]:
-        """The quantities added to the built-in ones."""
-        return [q for q in self.quantities if q not in (self._norms, self._lca, self._epochs)]
 
     def close(self, status: str = "finished", reason: str | None = None) -> None:
         """Measure what is still open (``finished`` only), flush everything, remove the
@@ -555,8 +474,7 @@ class Tracker:
         try:
             if status == "finished":
                 try:
-                    for quantity in self.quantities:
-                        quantity.finish(self.step, self.out)
+                    self.quantities.finish(self.step, self.out)
                 except BaseException as exc:  # the store still closes, as failed
                     status, reason = "failed", f"{type(exc).__name__}: {exc}"
                     raise

@@ -9,8 +9,9 @@ Tracker's one :class:`~lca_toolkit.output.Output`.
 
 from ..schedules import Schedule
 from ._base import Quantity
+from ._registry import Quantities
 from .epoch_log import EpochLog
 from .lca_intervals import LcaIntervals
 from .step_norms import StepNorms
 
-__all__ = ["EpochLog", "LcaIntervals", "Quantity", "Schedule", "StepNorms"]
+__all__ = ["EpochLog", "LcaIntervals", "Quantities", "Quantity", "Schedule", "StepNorms"]

@@ -1,10 +1,29 @@
 """The per-step rows: gradient, relative and update norms per group, the loss and learning rates.
 
 Measured every optimizer step (:meth:`Schedule.every_step`), this is also the Tracker's clock: it
-counts the optimizer steps its rows are numbered by. Where the norms are read (inside
-``optimizer.step()`` through a pre-hook, in ``before_clip``, or in ``after_backward`` without an
-optimizer), what a skipped step records and the non-finite policies are described in
-:mod:`lca_toolkit.tracker`.
+counts the optimizer steps its rows are numbered by.
+
+Where the gradient norms come from: with ``optimizer=`` given (recommended) the norms are read from
+the gradients inside ``optimizer.step()`` through a step pre-hook, i.e. after gradient accumulation
+is complete and after a ``torch.amp.GradScaler`` has unscaled them. A step the scaler skips (inf/NaN
+gradients) never reaches ``optimizer.step()``; it is recorded with ``skipped=True`` and NaN norms,
+not as a huge norm. Without an optimizer the norms are read in ``after_backward`` (the last call
+before ``after_step`` wins), learning rates are NaN and nothing is flagged as skipped. The learning
+rates recorded are the ones ``optimizer.step()`` ran with (read in the same pre-hook), so a
+scheduler stepped before ``after_step`` does not shift them by one step.
+
+Gradient clipping: a loop that clips calls ``Tracker.before_clip`` between unscaling and clipping
+(:mod:`lca_toolkit.tracker`), so ``grad_norm/<group>`` stays the raw norm; ``update_norm/<group>``
+records the change the clipped step made to the weights.
+
+Non-finite numbers (``on_nonfinite``): by default (``record``) a NaN or Inf loss or gradient is
+stored as it is and training goes on unchanged. ``stop`` and ``skip`` check the step's loss and
+total gradient norm inside ``optimizer.step()``, before the weights change (one host sync per step):
+``stop`` records the row, then raises :class:`~lca_toolkit.errors.NonFiniteError` naming the step,
+the loss and the groups whose gradient norm is not finite (the context manager closes the store as
+``failed`` with that reason); ``skip`` drops the step's gradients so the optimizer leaves weights
+and state untouched, flags the row ``skipped=True`` and counts it in the store attribute
+``nonfinite_skipped``.
 
 Values stay on the model's device in a buffer of ``transfer_every`` rows and reach the host in one
 copy per buffer (:meth:`StepNorms.transfer_rows`), where they are grouped
@@ -22,12 +41,15 @@ import torch
 from torch import Tensor
 
 from .. import distributed, grad_norms
-from ..errors import NonFiniteError
+from ..errors import NonFiniteError, TrackerError
 from ..groups import ParamGroups
 from ..records import Attrs, StepBlock
 from ..schedules import Schedule
 from ..sharding import ShardLayout, local
 from ._base import Quantity
+
+NONFINITE_POLICIES: tuple[str, ...] = ("record", "stop", "skip")
+"""What the Tracker does with a NaN/Inf loss or gradient (``Tracker(on_nonfinite=...)``)."""
 
 if TYPE_CHECKING:
     from ..output import Output
@@ -112,6 +134,20 @@ class StepNorms(Quantity):
         self._zero = torch.zeros((), dtype=acc, device=self._device)
         self._nan_loss = torch.full((), math.nan, dtype=torch.float64, device=self._device)
         self._clear_rows()
+
+    @staticmethod
+    def check_options(optimizer: object, on_nonfinite: str, transfer_every: int) -> None:
+        """Refuse bad options before the Tracker opens a store."""
+        if transfer_every < 1:
+            raise TrackerError(f"transfer_every must be >= 1, got {transfer_every}")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise TrackerError(
+                f"on_nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {on_nonfinite!r}"
+            )
+        if on_nonfinite != "record" and optimizer is None:
+            raise TrackerError(
+                f"on_nonfinite={on_nonfinite!r} checks inside optimizer.step(): pass optimizer="
+            )
 
     @property
     def sharded(self) -> bool:
