@@ -68,7 +68,7 @@ keywords beside it are a shorthand for the common case (``lca_every=50``), resol
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,6 +84,7 @@ from .mirrors import GuardedMirror, Mirror
 from .output import Output
 from .quantities import EpochLog, LcaIntervals, Quantities, Quantity, StepNorms
 from .quantities._registry import check_added
+from .quantities.input_ablation import input_ablation
 from .quantities.step_norms import NONFINITE_POLICIES
 from .records import Attrs, Sink, Table
 from .sharding import refuse_unsupported
@@ -130,6 +131,14 @@ class Tracker:
             only; a failing mirror warns once and is switched off (``tracker.mirror``).
         quantities: more measurements, each a :class:`~lca_toolkit.quantities.Quantity` with its
             own schedule, measured after the built-in ones (see :meth:`add_quantity`).
+        modalities: input ablation: modality name -> how to remove it from a batch of E
+            (:class:`~lca_toolkit.ablation.Modality`: where it is in the batch, and ``"zeros"``,
+            ``"mean"`` over E or a function). Every ``ablation_every`` steps the loss on E with
+            each subset of modalities removed gives each one's Shapley contribution (leave-one-out
+            beyond 4 modalities), stored as the table ``ablation``; needs ``loss_fn`` and E.
+        ablation_every: K, optimizer steps between input-ablation measurements.
+        ablation_metric: ``metric(model, batch)`` -> per-sample scores (accuracy...) also
+            measured with each subset removed.
 
     Attributes:
         lca: the :class:`LcaConfig` LCA runs with, however it was given (``None``: LCA off).
@@ -162,6 +171,9 @@ class Tracker:
         on_nonfinite: str = "record",
         mirror: str | os.PathLike[str] | Mirror | None = None,
         quantities: Sequence[Quantity] = (),
+        modalities: Mapping[str, Any] | None = None,
+        ablation_every: int | None = None,
+        ablation_metric: Callable[[nn.Module, Any], Tensor] | None = None,
     ) -> None:
         inner = distributed.unwrap(model)
         if isinstance(groups, ParamGroups) and inner is not model:  # built on the DDP wrapper
@@ -228,7 +240,10 @@ class Tracker:
         self._lca = None if engine is None else LcaIntervals(engine)
         self.quantities = Quantities(self._norms, self._lca, EpochLog())
         self._closed = False
-        for quantity in quantities:
+        self._ablation = input_ablation(
+            model, loss_fn, eval_batches, modalities, ablation_every, ablation_metric
+        )
+        for quantity in [*([self._ablation] if self._ablation else []), *quantities]:
             self.add_quantity(quantity)
 
     def add_quantity(self, quantity: Quantity) -> None:
@@ -355,7 +370,11 @@ class Tracker:
         rank calls this at the same step with the same E.
         """
         self._check_open()
+        if self._ablation is not None:
+            self._ablation.set_eval_batches(eval_batches)
         if self._lca is None:
+            if self._ablation is not None:
+                return None
             raise TrackerError(
                 "set_eval_batches: LCA is off; construct the Tracker with lca_every=, loss_fn=, "
                 "eval_batches="

@@ -11,7 +11,16 @@ from ..schedules import Schedule
 from ._base import Quantity
 from ._registry import Quantities
 from .epoch_log import EpochLog
+from .input_ablation import InputAblation
 from .lca_intervals import LcaIntervals
 from .step_norms import StepNorms
 
-__all__ = ["EpochLog", "LcaIntervals", "Quantities", "Quantity", "Schedule", "StepNorms"]
+__all__ = [
+    "EpochLog",
+    "InputAblation",
+    "LcaIntervals",
+    "Quantities",
+    "Quantity",
+    "Schedule",
+    "StepNorms",
+]
