@@ -39,10 +39,13 @@ def _lca(o: Options) -> bool:
     return bool(o["lca"])
 
 
+def _on_e(o: Options) -> bool:
+    """The subset E is built: for LCA or for input ablation."""
+    return _lca(o) or o.get("ablation_every") is not None
+
+
 LCA_OPTIONS = (
     "lca_every",
-    "lca_subset",
-    "lca_set",
     "quadrature",
     "bn_policy",
     "lca_epochs",
@@ -50,6 +53,10 @@ LCA_OPTIONS = (
 
 TRAINING_RULES: tuple[Rule, ...] = (
     *(Rule(name, "when LCA is recorded (not with --no-lca)", _lca) for name in LCA_OPTIONS),
+    *(
+        Rule(name, "when LCA or --ablation-every measures on E", _on_e)
+        for name in ("lca_subset", "lca_set")
+    ),
     *(
         Rule(
             name,

@@ -284,6 +284,17 @@ class RecordConfig:
         help="A NaN/Inf loss or gradient stops the run (naming step and groups) or skips the "
         "step (counted in the store).",
     )
+    ablation_every: int | None = option(
+        None,
+        flag="--ablation-every",
+        type=int,
+        min=1,
+        metavar="K",
+        help="Every K steps, each view's Shapley contribution to the loss on E: the loss with "
+        "the CC view, the MLO view and both replaced by their mean over E (the store's table "
+        "ablation); two-view models.",
+        default_text="off",
+    )
     lca_epochs: int | None = option(
         None,
         flag="--lca-epochs",
@@ -546,6 +557,10 @@ class ExperimentConfig:
                 f"--lca-set {self.record.lca_set!r} is unknown; expected one of {', '.join(LCA_SETS)}"
             )
         self._check_appendix_a()
+        if self.record.ablation_every is not None and self.variant in ("uni_cc", "uni_mlo"):
+            raise ConfigError(
+                f"--ablation-every removes one view at a time; --model {self.variant} sees one view"
+            )
         if self.data.kind == "manifest" and self.data.manifest is None:
             raise ConfigError("--data manifest needs --manifest FILE")
         if self.regularizer == "pretraining" and self.regularizers.pretrained is None:
@@ -606,10 +621,12 @@ class ExperimentConfig:
         per field: no LCA, no step limit, full epochs, LCA to the end of the run. Idempotent.
         """
         tp, record = self.train_preset, self.record
-        if record.lca:
+        if record.lca or record.ablation_every is not None:  # both measure on E
             record = replace(
                 record,
-                lca_every=tp.lca_every if record.lca_every is None else record.lca_every,
+                lca_every=(tp.lca_every if record.lca_every is None else record.lca_every)
+                if record.lca
+                else None,
                 lca_subset=tp.lca_subset if record.lca_subset is None else record.lca_subset,
             )
         every = tp.checkpoint_every if self.checkpoint_every is None else self.checkpoint_every

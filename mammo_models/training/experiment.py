@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lca_toolkit import Tracker, distributed, open_run
+from lca_toolkit import Modality, Tracker, distributed, open_run
 from lca_toolkit.rundir import restore_rng, rng_states
 from lca_toolkit.store import check_writable
 
@@ -60,6 +60,10 @@ __all__ = [
     "run_experiment",
     "summary_lines",
 ]
+
+
+VIEW_MODALITIES = {"cc": Modality("cc", "mean"), "mlo": Modality("mlo", "mean")}
+"""Input ablation of a two-view model: a view is removed by its mean image over E."""
 
 
 class ResumeError(RuntimeError):
@@ -228,9 +232,8 @@ class Experiment:
         groups = param_groups(model)
         record = c.record
         state = self._load_checkpoint()
-        eval_batches = None
-        if record.lca:
-            eval_batches = self._lca_batches(run_data, _eval_epoch(state))
+        on_e = record.lca or record.ablation_every is not None  # both measure on E
+        eval_batches = self._lca_batches(run_data, _eval_epoch(state)) if on_e else None
         experiment_attrs = {**c.to_dict(), **lr_info, "n_epochs": c.n_epochs}
         if blend_details is not None:
             experiment_attrs["blend_estimation"] = blend_details
@@ -241,7 +244,7 @@ class Experiment:
             optimizer=optimizer,
             store=c.out,
             store_mode="resume" if self.resume else "create",
-            loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if record.lca else None,
+            loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if on_e else None,
             eval_batches=eval_batches,
             lca_every=record.lca_every if record.lca else None,
             quadrature=record.quadrature,
@@ -251,6 +254,8 @@ class Experiment:
             config={"experiment": experiment_attrs},
             on_nonfinite=record.on_nonfinite,
             mirror=self.mirror,
+            modalities=VIEW_MODALITIES if record.ablation_every is not None else None,
+            ablation_every=record.ablation_every,
         )
         with tracker:
             if c.data.skip_bad_images:
