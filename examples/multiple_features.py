@@ -120,6 +120,41 @@ def parse_views(views: str | Sequence[str]) -> list[str]:
     return names
 
 
+def split_tensors(
+    names: Sequence[str], seed: int, cache_dir: str | None = None
+) -> tuple[Batch, Batch, Batch]:
+    """(train, validation, test) tensors of the views ``names``: one stratified split seeded by
+    ``seed`` (70% train and validation, 30% test), standardised with the training rows' statistics."""
+    data = load_multiple_features(cache_dir).select(list(names))
+    split = stratified_split(data.labels, val=0.1, test=0.3, seed=seed)
+    train = data.rows(split.train)
+    mean = {n: x.mean(0) for n, x in train.views.items()}
+    std = {
+        n: np.where(x.std(0) > 0, x.std(0), 1.0).astype(np.float32) for n, x in train.views.items()
+    }
+    return tuple(  # type: ignore[return-value]
+        to_tensors(d, mean, std) for d in (train, data.rows(split.val), data.rows(split.test))
+    )
+
+
+def test_rows_batches(
+    views: str | Sequence[str] = "all",
+    seed: int = 0,
+    cache_dir: str | None = None,
+    batch_size: int = 256,
+) -> list[Batch]:
+    """The test rows that ``make_job`` with the same ``views`` and ``seed`` reports ``test_acc``
+    on, as a list of batches (same order every pass): for measurements on the final model, such
+    as input ablation on the test set."""
+    test_t = split_tensors(parse_views(views), seed, cache_dir)[2]
+    return list(Batches(test_t, batch_size, shuffle=False))
+
+
+def correct(model: nn.Module, batch: Batch) -> Tensor:
+    """Per-sample accuracy: 1.0 where the predicted class is the label, else 0.0."""
+    return (model(batch).argmax(1) == batch["label"]).float()
+
+
 def make_job(
     epochs: int = 20,
     lr: float = 1e-3,
@@ -145,17 +180,9 @@ def make_job(
         device: ``"cpu"``, ``"cuda"``...; ``None``: CUDA when available.
     """
     names = parse_views(views)
-    data = load_multiple_features(cache_dir).select(names)
-    split = stratified_split(data.labels, val=0.1, test=0.3, seed=seed)
-    train = data.rows(split.train)
-    mean = {n: x.mean(0) for n, x in train.views.items()}
-    std = {
-        n: np.where(x.std(0) > 0, x.std(0), 1.0).astype(np.float32) for n, x in train.views.items()
-    }
-    train_t, val_t, test_t = (
-        to_tensors(d, mean, std) for d in (train, data.rows(split.val), data.rows(split.test))
-    )
-    picked = np.random.default_rng(seed).permutation(len(train))[: min(eval_size, len(train))]
+    train_t, val_t, test_t = split_tensors(names, seed, cache_dir)
+    n_train = len(train_t["label"])
+    picked = np.random.default_rng(seed).permutation(n_train)[: min(eval_size, n_train)]
     eval_t = {k: v[torch.from_numpy(np.sort(picked))] for k, v in train_t.items()}
 
     torch.manual_seed(seed)
@@ -188,9 +215,10 @@ def make_job(
             "batch_size": batch_size,
             "eval_size": len(picked),
             "width": width,
-            "n_train": len(train),
-            "n_val": len(split.val),
-            "n_test": len(split.test),
+            "epochs": epochs,
+            "n_train": n_train,
+            "n_val": len(val_t["label"]),
+            "n_test": len(test_t["label"]),
         },  # fmt: skip
         epoch_metrics=epoch_metrics,
     )

@@ -18,6 +18,12 @@ from .settings import RecipeSettings, RunSpec
 from .verdicts import COMBINE_RULE, Verdict, combine
 
 README = "README.md"
+MFEAT_LINK = (
+    "The paper's question on real multi-view data (UCI Multiple Features: which view does the "
+    "learning, with per-view LCA shares, learning speed, input ablation and verdicts) has its "
+    "own page, [mfeat/README.md](mfeat/README.md), written by `lca-run recipe mfeat` (`make "
+    "figures` runs both)."
+)
 
 
 @dataclass
@@ -258,6 +264,8 @@ def write_readme(recipes: list[Recipe], s: RecipeSettings, report: RecipeReport,
         + ", draws them from the run stores, and writes this page; finished runs are reused, so "
         "a second call only redraws."
         + ("" if everything else " The paper's other figures and tables are not on this page."),
+        "",
+        MFEAT_LINK,
     ]
     if s.data.kind == "synthetic":
         lines += ["", *_testbed_lines(s)]
