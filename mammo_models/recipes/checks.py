@@ -9,8 +9,11 @@ summed quadrature error estimates of both runs of a pair, averaged over pairs). 
 other) or ``undecided``. These say whether the toolkit's measurements can see a known cause; the
 word "reproduced" is kept for the paper's findings.
 
-Statistics: the MLO column's share of the two columns' summed LCA (F2's first reading) and the
-fraction of steps with the MLO column's gradient norm above the CC column's (F1's statistic).
+Statistics: the MLO column's share of the two columns' summed LCA (F2's first reading), the
+fraction of steps with the MLO column's gradient norm above the CC column's (F1's statistic) and,
+where the runs recorded input ablation (``--ablation-every``), the MLO view's contribution to the
+loss on E minus the CC view's, averaged over the measurements (the inputs' side of the question
+the LCA asks of the columns).
 """
 
 from __future__ import annotations
@@ -67,8 +70,17 @@ def _by_seed(runs: Sequence) -> dict[int, object]:
     return {int(r.config["experiment"]["seed"]): r for r in runs}
 
 
+def ablation_gap(run) -> float | None:
+    """The MLO view's Shapley contribution to the loss on E minus the CC view's, mean over the
+    run's ablation measurements (positive: removing MLO costs more); ``None`` without them."""
+    if "ablation" not in run.tables:
+        return None
+    table = run.table("ablation")
+    return float((table["loss_contribution_mlo"] - table["loss_contribution_cc"]).mean())
+
+
 def contrasts(planted: Sequence, baseline: Sequence, testbed: str, where: str) -> list[Check]:
-    """Both statistics' contrasts of ``testbed`` runs against ``balanced`` runs, paired by seed.
+    """The statistics' contrasts of ``testbed`` runs against ``balanced`` runs, paired by seed.
 
     Raises:
         KeyError: ``testbed`` has no coded expected sign (add it to :data:`EXPECTED_SIGN`).
@@ -80,6 +92,15 @@ def contrasts(planted: Sequence, baseline: Sequence, testbed: str, where: str) -
     shares = [(lca_share(a[s]), lca_share(b[s])) for s in seeds]
     fractions = [grad_norm_fraction(a[s]) - grad_norm_fraction(b[s]) for s in seeds]
     errors = [ea + eb for (_, ea), (_, eb) in shares]
+    gaps = [(ablation_gap(a[s]), ablation_gap(b[s])) for s in seeds]
+    ablation = []
+    if gaps and all(None not in pair for pair in gaps):  # not in runs stored before ablation
+        statistic = (
+            "MLO view's input-ablation contribution to the loss on E minus the CC view's "
+            "(mean over the measurements)"
+        )
+        values = tuple(ga - gb for ga, gb in gaps)  # type: ignore[operator]
+        ablation.append(Check(testbed, where, statistic, values, expected))
     return [
         Check(
             testbed,
@@ -98,4 +119,5 @@ def contrasts(planted: Sequence, baseline: Sequence, testbed: str, where: str) -
             tuple(fractions),
             expected,
         ),
+        *ablation,
     ]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from lca_toolkit import open_run
 
-from ..training import ExperimentConfig, RecordConfig, RegularizerConfig
+from ..training import TRAIN_PRESETS, ExperimentConfig, RecordConfig, RegularizerConfig
 from ..training.config import run_dir
 from ..training.data_setup import full_epoch_size
 from ..training.sweep import SweepSpec, plan_sweep
@@ -99,7 +99,8 @@ def lca_runs(s: RecipeSettings, lr: float, testbed: str | None = None) -> list[R
     """
     testbed = testbed or s.testbed
     data = s.data if testbed == "manifest" else replace(s.data, testbed=testbed)
-    record = RecordConfig(lca=True, lca_set=s.lca_eval_set)
+    k = TRAIN_PRESETS[s.preset].lca_every  # input ablation at LCA's pace: 4 passes over E
+    record = RecordConfig(lca=True, lca_set=s.lca_eval_set, ablation_every=k)
     epochs: int | None = s.lca_record_epochs
     if s.appendix_a:
         record = replace(record, lca_epochs=s.lca_record_epochs)

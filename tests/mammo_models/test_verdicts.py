@@ -129,9 +129,17 @@ def test_an_inconclusive_verdict_says_when_the_added_error_is_the_reason():
 class _SeedRun:
     """A run with one LCA interval and four steps, for the contrasts (``checks``)."""
 
-    def __init__(self, seed: int, mlo: float, above: int) -> None:
+    def __init__(self, seed: int, mlo: float, above: int, gaps: list[float] | None = None) -> None:
         self.config = {"experiment": {"seed": seed, "n_epochs": 1}}
-        self._mlo, self._above = mlo, above
+        self._mlo, self._above, self._gaps = mlo, above, gaps
+        self.tables = [] if gaps is None else ["ablation"]
+
+    def table(self, name: str) -> pd.DataFrame:
+        assert name == "ablation" and self._gaps is not None
+        cc = [0.1] * len(self._gaps)
+        return pd.DataFrame(
+            {"loss_contribution_cc": cc, "loss_contribution_mlo": [0.1 + g for g in self._gaps]}
+        )
 
     def steps(self) -> pd.DataFrame:
         cc = [1.0] * 4
@@ -173,3 +181,16 @@ def test_planted_causes_are_contrasts_with_a_coded_sign_paired_by_seed():
     # the same numbers on cue-cc, whose plant predicts the opposite sign
     assert contrasts(cue_mlo, balanced, "cue-cc", "x")[0].outcome == AGAINST
     assert contrasts(cue_mlo[:1], balanced, "cue-mlo", "x")[0].outcome == UNDECIDED  # one pair
+
+
+def test_the_views_ablation_contributions_are_a_contrast_where_the_runs_recorded_them():
+    from mammo_models.recipes.checks import AS_PLANTED, contrasts
+
+    balanced = [_SeedRun(s, 0.5, 2, gaps=[0.0, 0.02]) for s in range(3)]  # mean gap 0.01
+    cue_mlo = [_SeedRun(s, 0.7, 3, gaps=[g, g + 0.02]) for s, g in ((0, 0.2), (1, 0.3), (2, 0.25))]
+    *_, ablation = contrasts(cue_mlo, balanced, "cue-mlo", "lr 1e-05")
+    assert ablation.values == pytest.approx((0.2, 0.3, 0.25))  # (mean MLO - CC) minus balanced
+    assert ablation.error == 0 and ablation.outcome == AS_PLANTED
+    assert "input-ablation contribution" in ablation.line()
+    old = [_SeedRun(s, 0.7, 3) for s in range(3)]  # stored before ablation was recorded
+    assert len(contrasts(old, balanced, "cue-mlo", "x")) == 2
