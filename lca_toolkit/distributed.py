@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -299,9 +300,19 @@ def process_group() -> Iterator[bool]:
     created = init_from_env()
     try:
         yield created
-    finally:
+    except BaseException:
         if created:
             destroy()
+        raise
+    if created:
+        # Every rank done with its collectives before any tears its group down, and the work
+        # objects of the block (FSDP's modules, their pending reductions) freed while the
+        # interpreter is whole: a rank destroying gloo's group while another is still in a
+        # collective, or tensors released from gloo's threads at exit, abort the process
+        # ("terminate called without an active exception").
+        dist.barrier()
+        gc.collect()
+        destroy()
 
 
 def wrap(model: nn.Module, **ddp_kwargs: Any) -> nn.Module:

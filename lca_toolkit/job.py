@@ -52,6 +52,7 @@ from ._batches import move_to
 from .errors import LcaToolkitError
 from .fsdp import full_state, load_full_state, shard_job_model
 from .groups import ParamGroups
+from .lca import LcaConfig
 from .rundir import RunDir, restore_rng, rng_states
 from .tracker import Tracker
 
@@ -194,8 +195,7 @@ def run_job(
         store_mode=mode,
         loss_fn=job.loss_fn if lca_every else None,
         eval_batches=job.eval_batches if lca_every else None,
-        lca_every=lca_every,
-        quadrature=quadrature,
+        lca=LcaConfig(lca_every, quadrature) if lca_every else None,
         config={"job": dict(job.config)},
         on_nonfinite=on_nonfinite,
         mirror=mirror,

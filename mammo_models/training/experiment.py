@@ -37,7 +37,8 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lca_toolkit import Modality, Tracker, distributed, open_run
+from lca_toolkit import LcaConfig, Modality, Tracker, distributed, open_run
+from lca_toolkit.quadrature import AdaptiveOptions
 from lca_toolkit.rundir import restore_rng, rng_states
 from lca_toolkit.store import check_writable
 
@@ -47,7 +48,7 @@ from ..variants import build_model, param_groups
 from . import checkpoint
 from .accumulator import EpochAccumulator
 from .blending import estimate_by_training, heldout_part
-from .config import ExperimentConfig, run_settings
+from .config import ExperimentConfig, RecordConfig, run_settings
 from .data_setup import RunData, build_run_data, eval_loader, lca_eval_batches, tta_loader
 from .evaluate import predict, split_metrics
 from .results import RunResult, lca_summary, summary_lines
@@ -64,6 +65,16 @@ __all__ = [
 
 VIEW_MODALITIES = {"cc": Modality("cc", "mean"), "mlo": Modality("mlo", "mean")}
 """Input ablation of a two-view model: a view is removed by its mean image over E."""
+
+
+def lca_config(record: RecordConfig) -> LcaConfig | None:
+    """The Tracker's one LCA setting for what ``--lca-every``, ``--quadrature``... asked for."""
+    if not record.lca:
+        return None
+    adaptive = AdaptiveOptions(rel_tol=record.rel_tol, max_panels=record.max_panels)
+    return LcaConfig(
+        record.lca_every, record.quadrature, adaptive=adaptive, bn_policy=record.bn_policy
+    )
 
 
 class ResumeError(RuntimeError):
@@ -246,11 +257,7 @@ class Experiment:
             store_mode="resume" if self.resume else "create",
             loss_fn=(lambda m, b: per_sample_loss(m(b), b)) if on_e else None,
             eval_batches=eval_batches,
-            lca_every=record.lca_every if record.lca else None,
-            quadrature=record.quadrature,
-            rel_tol=record.rel_tol,
-            max_panels=record.max_panels,
-            bn_policy=record.bn_policy,
+            lca=lca_config(record),
             config={"experiment": experiment_attrs},
             on_nonfinite=record.on_nonfinite,
             mirror=self.mirror,

@@ -203,7 +203,8 @@ def test_selection_and_pretraining_follow_a_hand_computation(searched):
         stored = open_run(s.root / f"{run.name}.zarr").config["experiment"]
         i = s.seeds.index(stored["seed"])
         assert stored["regularizer"] == "pretraining"
-        assert [Path(p) for p in stored["regularizers"]["pretrained"]] == [
+        regs = stored["regularizers"]
+        assert [Path(regs["pretrained_cc"]), Path(regs["pretrained_mlo"])] == [
             run_dir(cc[i]).best,
             run_dir(mlo[i]).best,
         ]

@@ -86,7 +86,8 @@ def test_dependent_runs_use_what_they_depend_on(made):
         split = open_run(root / f"{plans.table_run_name('heatmaps', 'split_lr', seed)}.zarr")
         assert split.config["experiment"]["alphas"] == plans.best_split_lr_alphas(sweep)
         pre = open_run(root / f"{plans.table_run_name('heatmaps', 'pretraining', seed)}.zarr")
-        cc, mlo = pre.config["experiment"]["regularizers"]["pretrained"]
+        regs = pre.config["experiment"]["regularizers"]
+        cc, mlo = regs["pretrained_cc"], regs["pretrained_mlo"]
         assert Path(cc) == root / f"tables/heatmaps/uni_cc_seed{seed}.zarr.ckpt" / "best.pt"
         assert Path(mlo).is_file() and Path(cc).is_file()
     # Tables 1-2 feed the heatmap channels, Table 3 does not.
