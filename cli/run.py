@@ -193,6 +193,12 @@ def mammo(
     help="LCA quadrature rule (adaptive: Simpson refined until the residual is below 0.1% of "
     "the loss change, at most 16 panels).",
 )
+@declared_option(
+    RecordConfig,
+    "ablation_every",
+    help="Every K steps, each of the job's inputs (its Job.modalities) removed from E in turn: "
+    "their Shapley contributions to the loss (the store's table ablation).",
+)
 @click.option(
     "--arg",
     "args",
@@ -218,6 +224,7 @@ def job(
     out: Path,
     lca_every: int | None,
     quadrature: str,
+    ablation_every: int | None,
     args: tuple[str, ...],
     on_nonfinite: str,
     resume: bool,
@@ -272,6 +279,7 @@ def job(
             out,
             lca_every=lca_every,
             quadrature=quadrature,
+            ablation_every=ablation_every,
             resume=resume,
             on_nonfinite=on_nonfinite,
             progress=progress,

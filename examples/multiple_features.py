@@ -3,6 +3,8 @@
     lca-run job examples/multiple_features.py:make_job --out runs/mfeat.zarr --lca-every 20
     lca-run job examples/multiple_features.py:make_job --out runs/mfeat_pix.zarr \\
         --lca-every 20 --arg views=pix
+    lca-run job examples/multiple_features.py:make_job --out runs/mfeat_all.zarr \\
+        --lca-every 20 --ablation-every 20      # + each view's contribution on E (input ablation)
 
 2,000 handwritten digits described six ways (:mod:`lca_toolkit.datasets.multiple_features`; the
 files are fetched once from the package index and cached). Each view gets its own tower
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lca_toolkit import Modality
 from lca_toolkit.datasets import load_multiple_features, stratified_split
 from lca_toolkit.datasets.multiple_features import VIEWS, MultiViewData
 from lca_toolkit.job import Job
@@ -221,4 +224,6 @@ def make_job(
             "n_test": len(test_t["label"]),
         },  # fmt: skip
         epoch_metrics=epoch_metrics,
+        modalities={n: Modality(n, "mean") for n in names},  # a view removed: its mean over E
+        ablation_metric=correct,
     )

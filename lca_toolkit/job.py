@@ -79,6 +79,10 @@ class Job:
             accuracy, validation loss...), called in eval mode without gradients on every rank
             and stored beside ``train_loss_last`` in the store's ``epochs/`` section
             (``open_run(PATH).epochs()``); names must not contain ``/``.
+        modalities: the job's inputs for input ablation (``lca-run job --ablation-every K``):
+            name -> how to remove it from a batch of E (:class:`~lca_toolkit.ablation.Modality`).
+        ablation_metric: ``metric(model, batch)`` -> per-sample scores (accuracy...) also
+            measured by input ablation.
     """
 
     model: nn.Module
@@ -90,6 +94,8 @@ class Job:
     epochs: int = 1
     config: Mapping[str, Any] = field(default_factory=dict)
     epoch_metrics: Callable[[nn.Module], Mapping[str, float]] | None = None
+    modalities: Mapping[str, Any] | None = None
+    ablation_metric: Callable[[nn.Module, Any], Tensor] | None = None
 
 
 def load_job(
@@ -144,6 +150,7 @@ def run_job(
     *,
     lca_every: int | None = None,
     quadrature: str = "adaptive",
+    ablation_every: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
     on_nonfinite: str = "stop",
@@ -158,6 +165,8 @@ def run_job(
         store: run store path.
         lca_every: k (``None``: gradient norms only). Needs ``job.eval_batches``.
         quadrature: LCA rule.
+        ablation_every: K, steps between input-ablation measurements of ``job.modalities`` on E
+            (``None``: none).
         resume: continue from the last epoch checkpoint and the existing store.
         overwrite: replace an existing store.
         on_nonfinite: ``stop`` (default: a NaN/Inf loss or gradient ends the run with
@@ -172,6 +181,12 @@ def run_job(
     ckpt = run_dir.last
     if lca_every is not None and job.eval_batches is None:
         raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
+    if ablation_every is not None and (job.modalities is None or job.eval_batches is None):
+        raise JobError(
+            "--ablation-every needs the job to provide modalities (how to remove each input) "
+            "and eval_batches (the subset E)"
+        )
+    on_e = lca_every is not None or ablation_every is not None
     device = next(job.model.parameters()).device
     mode = "resume" if resume else ("overwrite" if overwrite else "create")
     rank, world = distributed.rank(), distributed.world_size()
@@ -193,9 +208,12 @@ def run_job(
         optimizer=optimizer,
         store=store,
         store_mode=mode,
-        loss_fn=job.loss_fn if lca_every else None,
-        eval_batches=job.eval_batches if lca_every else None,
+        loss_fn=job.loss_fn if on_e else None,
+        eval_batches=job.eval_batches if on_e else None,
         lca=LcaConfig(lca_every, quadrature) if lca_every else None,
+        modalities=job.modalities if ablation_every else None,
+        ablation_every=ablation_every,
+        ablation_metric=job.ablation_metric if ablation_every else None,
         config={"job": dict(job.config)},
         on_nonfinite=on_nonfinite,
         mirror=mirror,

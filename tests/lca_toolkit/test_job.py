@@ -70,3 +70,17 @@ def test_epoch_metrics_are_stored_per_epoch_in_eval_mode(tmp_path):
     job.epoch_metrics = lambda model: [0.5]
     with pytest.raises(JobError, match="epoch_metrics must return a mapping"):
         run_job(job, tmp_path / "bad.zarr")
+
+
+def test_a_job_with_modalities_records_input_ablation(tmp_path):
+    job = load_job("user_job:make_job", {"epochs": 1, "n_train": 128}, search_path=EXAMPLES)
+    with pytest.raises(JobError, match="--ablation-every needs the job to provide modalities"):
+        run_job(job, tmp_path / "none.zarr", ablation_every=2)
+    job.modalities = {"audio": "audio", "image": "image"}
+    run_job(job, tmp_path / "run.zarr", ablation_every=2)  # no LCA: ablation alone builds on E
+    run = open_run(tmp_path / "run.zarr")
+    table = run.table("ablation")
+    assert table["step"].tolist() == [2, 4]
+    total = table["loss_contribution_audio"] + table["loss_contribution_image"]
+    np.testing.assert_allclose(total, table["loss_without_audio+image"] - table["loss_without_none"])
+    assert run.lca().empty
