@@ -82,5 +82,7 @@ def test_a_job_with_modalities_records_input_ablation(tmp_path):
     table = run.table("ablation")
     assert table["step"].tolist() == [2, 4]
     total = table["loss_contribution_audio"] + table["loss_contribution_image"]
-    np.testing.assert_allclose(total, table["loss_without_audio+image"] - table["loss_without_none"])
+    np.testing.assert_allclose(
+        total, table["loss_without_audio+image"] - table["loss_without_none"]
+    )
     assert run.lca().empty

@@ -81,7 +81,9 @@ def test_param_norm_is_the_group_norm_before_the_step(memory_run):
     sink = tracker.sink
     kept = ~sink.step_array("skipped")
     assert sink.step_array("skipped").tolist() == [s == NAN_STEP for s in range(1, 7)]
-    np.testing.assert_allclose(sink.step_array("param_norm")[kept], np.sqrt(hand["p_sq"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        sink.step_array("param_norm")[kept], np.sqrt(hand["p_sq"]), rtol=1e-6
+    )
 
 
 def test_learning_speed_is_the_cumulative_group_ratio_without_skipped_steps(memory_run):
