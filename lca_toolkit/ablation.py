@@ -54,6 +54,7 @@ from torch.func import functional_call
 from . import distributed
 from ._batches import move_to, per_sample_losses
 from ._modality import Modality, as_modalities, input_means, remove
+from ._passes import side_pass
 from .ablation_result import AblationResult, ablation_columns, ablation_frame, subset_label
 from .errors import AblationError
 from .lca import LossFn, _LossCall
@@ -127,22 +128,9 @@ class AblationProbe:
     def _prepare(self, batch: Any) -> Any:
         return move_to(batch, self.device, self._low_precision)
 
-    @contextlib.contextmanager
-    def _pass_context(self) -> Iterator[None]:
+    def _pass_context(self) -> contextlib.AbstractContextManager[None]:
         """Eval mode, no autograd, autocast off, the RNG forked; train flags restored after."""
-        flags = [(m, m.training) for m in self.model.modules()]
-        devices = [self.device] if self.device.type == "cuda" else []
-        try:
-            with (
-                torch.random.fork_rng(devices=devices),
-                torch.no_grad(),
-                torch.autocast(self.device.type, enabled=False),
-            ):
-                self.model.eval()
-                yield
-        finally:
-            for m, flag in flags:
-                m.training = flag
+        return side_pass(self.model, self.device, grad=False)
 
     def _copies(self) -> dict[str, Tensor]:
         """Copies of every parameter and buffer, floating ones in at least float32."""

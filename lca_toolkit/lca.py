@@ -61,6 +61,7 @@ from torch.func import functional_call
 
 from . import distributed
 from ._batches import move_to, per_sample_losses
+from ._passes import side_pass
 from .chord import ChordIntegral, integrate
 from .errors import LcaError
 from .groups import ParamGroups
@@ -284,23 +285,10 @@ class LcaEngine:
     @contextlib.contextmanager
     def _pass_context(self) -> Iterator[None]:
         """Eval mode (BN in train mode for the ``train`` policy), autocast off, grad on, RNG forked."""
-        flags = [(m, m.training) for m in self.model.modules()]
-        devices = [self.device] if self.device.type == "cuda" else []
-        try:
-            with (
-                torch.random.fork_rng(devices=devices),
-                torch.enable_grad(),
-                torch.autocast(self.device.type, enabled=False),
-            ):
-                self.model.eval()
-                if self.config.bn_policy == "train":
-                    for _, m in self._bn_modules:
-                        m.training = True
-                with plain_sync_batchnorm(self.model), self._borrowed():
-                    yield
-        finally:
-            for m, flag in flags:
-                m.training = flag
+        bn_train = [m for _, m in self._bn_modules] if self.config.bn_policy == "train" else []
+        with side_pass(self.model, self.device, grad=True, train_modules=bn_train):
+            with plain_sync_batchnorm(self.model), self._borrowed():
+                yield
 
     def _borrowed(self) -> contextlib.AbstractContextManager[None]:
         """Under FSDP2, the training gradients, buffers and reduction settings set aside."""
