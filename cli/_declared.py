@@ -56,11 +56,12 @@ def click_option(d: Declared, **overrides: Any) -> Decorator:
     help_text = f.help
     if f.default_text:
         help_text = f"{f.help.rstrip('.')} [default: {f.default_text}]."
-    kwargs: dict[str, Any] = {"help": help_text, "show_default": default not in (None, False)}
+    shown = default is not None and default is not False  # 0 is a default to show (0 == False)
+    kwargs: dict[str, Any] = {"help": help_text, "show_default": shown}
     if isinstance(d.default, bool):
         opts = [f"{f.flag}/{f.off_flag}"] if f.off_flag else [f.flag]
         kwargs.update(is_flag=True, default=default)
-        kwargs["show_default"] = False
+        kwargs["show_default"] = bool(f.off_flag)  # a pair says which side is the default
     else:
         opts = [f.flag]
         kwargs.update(type=_click_type(d), nargs=f.nargs, metavar=f.metavar)

@@ -196,8 +196,9 @@ def mammo(
 @declared_option(
     RecordConfig,
     "ablation_every",
-    help="Every K steps, each of the job's inputs (its Job.modalities) removed from E in turn: "
-    "their Shapley contributions to the loss (the store's table ablation).",
+    help="Every K steps, the loss on E with each subset of the job's inputs (Job.modalities) "
+    "removed: each input's Shapley contribution, leave-one-out beyond 4 inputs (the store's "
+    "table ablation) [default: off].",
 )
 @click.option(
     "--arg",

@@ -53,7 +53,7 @@ from torch.func import functional_call
 
 from . import distributed
 from ._batches import move_to, per_sample_losses
-from ._modality import Modality, as_modalities, input_means, remove
+from ._modality import Modality, as_modalities, get_input, input_means, remove
 from ._passes import side_pass
 from .ablation_result import AblationResult, ablation_columns, ablation_frame, subset_label
 from .errors import AblationError
@@ -122,8 +122,19 @@ class AblationProbe:
                 "eval_batches is a one-shot iterator; pass a re-iterable collection (a list of "
                 "batches or a DataLoader without shuffling) so every pass sees the same subset"
             )
+        self._check_paths(eval_batches)
         self.eval_batches = eval_batches
         self._means: dict[str, Tensor] | None = None
+
+    def _check_paths(self, eval_batches: Iterable[Any]) -> None:
+        """Every modality's input is found in the first batch of E, now rather than at the first
+        measurement (which may be hours into training)."""
+        first = next(iter(eval_batches), None)
+        if first is None:
+            raise AblationError("eval_batches is empty: input ablation needs the subset E")
+        for name, modality in self.modalities.items():
+            if modality.path is not None:
+                get_input(first, name, modality.path)
 
     def _prepare(self, batch: Any) -> Any:
         return move_to(batch, self.device, self._low_precision)

@@ -54,6 +54,7 @@ from .fsdp import full_state, load_full_state, shard_job_model
 from .groups import ParamGroups
 from .lca import LcaConfig
 from .rundir import RunDir, restore_rng, rng_states
+from .store import open_run
 from .tracker import Tracker
 
 
@@ -181,12 +182,21 @@ def run_job(
     ckpt = run_dir.last
     if lca_every is not None and job.eval_batches is None:
         raise JobError("--lca-every needs the job to provide eval_batches (the fixed subset E)")
-    if ablation_every is not None and (job.modalities is None or job.eval_batches is None):
-        raise JobError(
-            "--ablation-every needs the job to provide modalities (how to remove each input) "
-            "and eval_batches (the subset E)"
-        )
+    if ablation_every is not None:
+        lacking = [
+            what
+            for what, value in (
+                ("modalities (how to remove each input)", job.modalities),
+                ("eval_batches (the subset E)", job.eval_batches),
+            )
+            if value is None
+        ]
+        if lacking:
+            raise JobError(f"--ablation-every needs the job to provide {' and '.join(lacking)}")
     on_e = lca_every is not None or ablation_every is not None
+    recording = {"lca_every": lca_every, "quadrature": quadrature, "ablation_every": ablation_every}
+    if resume:
+        _check_recording(store, recording)
     device = next(job.model.parameters()).device
     mode = "resume" if resume else ("overwrite" if overwrite else "create")
     rank, world = distributed.rank(), distributed.world_size()
@@ -214,7 +224,7 @@ def run_job(
         modalities=job.modalities if ablation_every else None,
         ablation_every=ablation_every,
         ablation_metric=job.ablation_metric if ablation_every else None,
-        config={"job": dict(job.config)},
+        config={"job": dict(job.config), "recording": recording},
         on_nonfinite=on_nonfinite,
         mirror=mirror,
     )
@@ -296,3 +306,30 @@ def _epoch_metrics(job: Job) -> dict[str, float]:
         raise JobError(
             f"epoch_metrics returned a value that is not a number: {values!r:.200}"
         ) from None
+
+
+_FLAGS = {
+    "lca_every": "--lca-every",
+    "quadrature": "--quadrature",
+    "ablation_every": "--ablation-every",
+}
+
+
+def _check_recording(store: Path, recording: Mapping[str, Any]) -> None:
+    """``--resume`` records what the run recorded: a different ``--lca-every``, ``--quadrature``
+    or ``--ablation-every`` would mix two schedules in one store (stores written before these
+    were stored are not checked)."""
+    if not store.exists():
+        return
+    stored = open_run(store).config.get("recording")
+    if not stored:
+        return
+    differing = [k for k, flag in _FLAGS.items() if stored.get(k) != recording[k]]
+    if differing:
+        reasons = "; ".join(
+            f"{_FLAGS[k]}: the run at {store} was recorded "
+            + (f"with {stored.get(k)}" if stored.get(k) is not None else f"without {_FLAGS[k]}")
+            + f", this command says {recording[k] if recording[k] is not None else 'none'}"
+            for k in differing
+        )
+        raise JobError(f"--resume continues the run with its own recording settings; {reasons}")

@@ -214,6 +214,10 @@ class Tracker:
         members = groups.members
         if engine and BN_GROUP in self.group_names:
             members[BN_GROUP] = engine.buffer_names
+        # Every option is checked before a store exists: a refused call leaves nothing behind.
+        self._ablation = input_ablation(
+            model, loss_fn, eval_batches, modalities, ablation_every, ablation_metric
+        )
         self.out = Output.open(
             store,
             mirror,
@@ -240,9 +244,6 @@ class Tracker:
         self._lca = None if engine is None else LcaIntervals(engine)
         self.quantities = Quantities(self._norms, self._lca, EpochLog())
         self._closed = False
-        self._ablation = input_ablation(
-            model, loss_fn, eval_batches, modalities, ablation_every, ablation_metric
-        )
         for quantity in [*([self._ablation] if self._ablation else []), *quantities]:
             self.add_quantity(quantity)
 

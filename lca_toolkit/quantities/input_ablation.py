@@ -91,6 +91,10 @@ def input_ablation(
         TrackerError: one is given without the other, or without ``loss_fn`` and E.
     """
     if modalities is None and every is None:
+        if metric is not None:
+            raise TrackerError(
+                "ablation_metric= needs modalities= and ablation_every= (input ablation)"
+            )
         return None
     if modalities is None or every is None:
         given, missing = ("modalities", "ablation_every")[:: 1 if every is None else -1]

@@ -225,12 +225,11 @@ def test_bad_modality_specs_name_the_modality(mods, message):
         AblationProbe(ThreeInputNet(), sq_loss, batches(), mods)
 
 
-def test_errors_at_measurement_name_the_modality_and_the_batch():
-    probe = AblationProbe(ThreeInputNet(), sq_loss, batches(), {"a": "a", "mlo": "mlo"})
+def test_errors_name_the_modality_and_the_batch():
     with pytest.raises(
         AblationError, match=r"modality 'mlo': batch has no 'mlo' \(it is a mapping"
-    ):
-        probe.measure(0)
+    ):  # at construction, against the first batch of E
+        AblationProbe(ThreeInputNet(), sq_loss, batches(), {"a": "a", "mlo": "mlo"})
     probe = AblationProbe(
         ThreeInputNet(), sq_loss, batches(), {"a": Modality("a", lambda x: x[:1])}
     )

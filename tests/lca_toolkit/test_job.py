@@ -86,3 +86,13 @@ def test_a_job_with_modalities_records_input_ablation(tmp_path):
         total, table["loss_without_audio+image"] - table["loss_without_none"]
     )
     assert run.lca().empty
+
+
+def test_resume_refuses_other_recording_settings(tmp_path):
+    def job():
+        return load_job("user_job:make_job", {"epochs": 1, "n_train": 64}, search_path=EXAMPLES)
+
+    run_job(job(), tmp_path / "run.zarr", lca_every=2)
+    with pytest.raises(JobError, match="--lca-every: the run at .* was recorded with 2, this"):
+        run_job(job(), tmp_path / "run.zarr", lca_every=3, resume=True)
+    run_job(job(), tmp_path / "run.zarr", lca_every=2, resume=True)  # the same: accepted

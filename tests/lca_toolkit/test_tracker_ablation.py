@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lca_toolkit import Tracker, TrackerError, open_run
+from lca_toolkit import AblationError, Modality, Tracker, TrackerError, open_run
 
 
 class TwoInputs(nn.Module):
@@ -104,8 +104,18 @@ def test_a_checkpoint_keeps_the_measurements_so_far(tmp_path):
         ({"modalities": {"a": "a"}}, "modalities= needs ablation_every="),
         ({"ablation_every": 2}, "ablation_every= needs modalities="),
         ({"modalities": {"a": "a"}, "ablation_every": 0}, "ablation_every must be a positive"),
+        ({"ablation_metric": loss_fn}, "ablation_metric= needs modalities="),
+        ({"modalities": {"c": "c"}, "ablation_every": 2}, "'c'"),  # no such input in E's batches
+        ({"modalities": {"a": Modality("a", "avg")}, "ablation_every": 2}, "mute must be one of"),
     ],
 )
-def test_incomplete_ablation_options_are_refused_in_one_line(kwargs, needle):
-    with pytest.raises(TrackerError, match=needle):
-        Tracker(TwoInputs(), loss_fn=loss_fn, eval_batches=batches(1), **kwargs)
+def test_bad_ablation_options_are_refused_before_a_store_exists(kwargs, needle, tmp_path):
+    with pytest.raises((TrackerError, AblationError), match=needle):
+        Tracker(
+            TwoInputs(),
+            store=tmp_path / "run.zarr",
+            loss_fn=loss_fn,
+            eval_batches=batches(1),
+            **kwargs,
+        )
+    assert not (tmp_path / "run.zarr").exists()  # the corrected call can create it
