@@ -21,7 +21,9 @@ from ._ignored import given_options, refuse_unread_recipe_options
 
 
 @click.command("recipe")
-@click.argument("names", nargs=-1, type=click.Choice(["all", *RECIPES, "mfeat"]))
+@click.argument(
+    "names", nargs=-1, metavar="[NAME]...", type=click.Choice(["all", *RECIPES, "mfeat"])
+)
 @declared_option(
     ExperimentConfig,
     "preset",
@@ -152,8 +154,8 @@ def recipe(
     device: str,
     quiet: bool,
 ) -> None:
-    """Train the runs a figure or table of the paper needs and draw it (NAMES: all, fig3...fig8,
-    table1...table5; default all; and mfeat).
+    """Train the runs a figure or table of the paper needs and draw it (NAME: fig3...fig8,
+    table1...table5, or all of them, the default; or mfeat, the study on UCI Multiple Features).
 
     Each run is trained once even when several figures use it, dependencies first (Pretraining
     needs the uni-view runs, Table 2's Split Learning Rates row the Figure 8 sweep); an

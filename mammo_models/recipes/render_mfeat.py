@@ -151,8 +151,9 @@ def draw(s: RecipeSettings, out: Path) -> list[Path]:
 def _table(study: st.Study) -> list[str]:
     f = st.interval_text
     lines = [
-        "| view | test accuracy alone | LCA share (six-view) | ablation: loss contribution | "
-        "ablation: accuracy contribution | accuracy with only this view |",
+        "| view | uni-view model: test accuracy | LCA share (six-view) | ablation: loss "
+        "contribution | ablation: accuracy contribution | six-view model, only this view present "
+        "(others muted): accuracy |",
         "|---|---|---|---|---|---|",
     ]
     for v in VIEW_NAMES:
@@ -192,7 +193,7 @@ def write_readme(
         f"{job['epochs']} epochs, seeds {', '.join(map(str, s.seeds))}. Uni-view models "
         "(`views=<view>`) record gradient norms only: with one tower and the head, their LCA "
         "would only split the loss change between the view and the head. The six-view model "
-        f"records LCA every {LCA_EVERY} steps (the adaptive rule) on a fixed sample of "
+        f"records LCA every {LCA_EVERY} steps (adaptive quadrature) on a fixed sample of "
         f"{job['eval_size']} training rows; after training its final model is measured by input ablation on the "
         "test rows (six views: leave-one-out; a muted view is replaced by its mean over the "
         "test rows; the metric is per-sample accuracy), stored as the table `ablation` of its "
