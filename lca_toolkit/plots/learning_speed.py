@@ -8,6 +8,7 @@ The numbers are those of :mod:`lca_toolkit.learning_speed`: per group, the cumul
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,7 @@ def plot_learning_speed(
     if log_y or (log_y is None and positive.max() > 100 * positive.min()):
         top.set_yscale("log")
     top.set_ylabel(SPEED_YLABEL)
-    top.legend(title="group")
+    _legend(top, "group", len(chosen))
     if title is None:
         who = runs[0][0] if len(runs) == 1 else f"mean ± std, {len(runs)} runs"
         title = f"Conditional learning speed per group — {who}"
@@ -122,7 +123,7 @@ def plot_learning_speed(
             draw_column(bottom, frames, agg, f"{a} / {b}", "step", color=colors[a], label=name)
         bottom.axhline(0.0, color="0.5", linewidth=0.8, label="_zero")
         bottom.set_ylabel(f"{RATIO_YLABEL}\n(> 0: a learned faster)")
-        bottom.legend(title="a / b")
+        _legend(bottom, "a / b", len(pairs))
     for a in axes:
         a.grid(True, alpha=0.3)
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -140,3 +141,11 @@ def _frame(run, groups: list[str], pairs: list[tuple[str, str]]) -> pd.DataFrame
         for a, b in pairs:
             out[f"{a} / {b}"] = np.log(speed[a].to_numpy()) - np.log(speed[b].to_numpy())
     return out
+
+
+def _legend(ax: Any, title: str, entries: int) -> None:
+    """Inside the axes for a few lines; beside them, where it hides no curve, for more."""
+    if entries <= 3:
+        ax.legend(title=title)
+    else:
+        ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
