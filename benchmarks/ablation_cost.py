@@ -30,47 +30,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from lca_cost import joint_problem, sync, two_input_problem  # noqa: E402
+
 from lca_toolkit import AblationProbe, Modality  # noqa: E402
 
-
-def joint_problem(preset: str, subset: int, batch: int, device: torch.device):
-    """The paper's Joint ResNet-22 on random images of the preset's windows; views cc and mlo."""
-    import mammo_models as mm
-    from mammo_models.data import get_preset
-
-    data = get_preset(preset).data_config()
-    torch.manual_seed(0)
-    model = mm.build_model("joint").to(device)
-    g = torch.Generator().manual_seed(1)
-    hw = {v: data.window(v) for v in ("CC", "MLO")}
-    batches = []
-    for i in range(0, subset, batch):
-        n = min(batch, subset - i)
-        batches.append(
-            {
-                "cc": torch.randn(n, 1, *hw["CC"], generator=g).to(device),
-                "mlo": torch.randn(n, 1, *hw["MLO"], generator=g).to(device),
-                "malignant": (torch.rand(n, generator=g) < 0.5).float().to(device),
-                "benign": (torch.rand(n, generator=g) < 0.5).float().to(device),
-            }
-        )
-    loss_fn = lambda m, b: mm.per_sample_loss(m(b), b)  # noqa: E731
-    return model, loss_fn, batches, ("cc", "mlo"), "joint ResNet-22"
-
-
-def two_input_problem(device: torch.device):
-    """The README's AudioImageNet, E = 512 samples in batches of 128; modalities audio and image."""
-    from two_input_model import AudioImageNet, make_batches, per_sample_loss
-
-    torch.manual_seed(0)
-    model = AudioImageNet().to(device)
-    batches = [{k: v.to(device) for k, v in b.items()} for b in make_batches(512, 128, 1)]
-    return model, per_sample_loss, batches, ("audio", "image"), "AudioImageNet"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+PROBLEMS = {"joint": ("cc", "mlo"), "two_input": ("audio", "image")}
+"""The modalities of each benchmark model (the models and E are :mod:`lca_cost`'s)."""
 
 
 def measure(model, loss_fn, batches, probe: AblationProbe, repeats: int, device: torch.device):
@@ -124,9 +90,10 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     if a.model == "joint":
-        model, loss_fn, batches, views, name = joint_problem(a.preset, a.subset, a.batch, device)
+        model, _, loss_fn, batches, name = joint_problem(a.preset, a.subset, a.batch, device)
     else:
-        model, loss_fn, batches, views, name = two_input_problem(device)
+        model, _, loss_fn, batches, name = two_input_problem(device)
+    views = PROBLEMS[a.model]
     probe = AblationProbe(model, loss_fn, batches, {v: Modality(v, mute=a.mute) for v in views})
     floors, probes = measure(model, loss_fn, batches, probe, a.repeats, device)
     k = len(probe.subsets)
