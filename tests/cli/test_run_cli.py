@@ -91,10 +91,18 @@ def test_every_variant_runs_and_records(variant, synth, uni_runs, tmp_path):
     else:  # joint and the uni-view runs keep the default rule; the others' LCA is checked
         path = tmp_path / f"{variant}.zarr"  # for its groups and identity: Simpson's 2 passes
         rule = [] if variant == "joint" else ["--quadrature", "simpson"]
-        code, text = tiny(synth, path, "--model", variant, *rule)
+        ablation = ["--ablation-every", "2"] if variant == "shared" else []
+        code, text = tiny(synth, path, "--model", variant, *rule, *ablation)
         assert code == 0, text
         assert "test AUC" in text and "share of the loss reduction" in text
     check_store(path, EXPECTED_GROUPS[variant])
+    if variant == "shared":  # --ablation-every 2: each view removed by its mean image over E
+        table = open_run(path).table("ablation")
+        steps = open_run(path).steps()["step"]
+        assert table["step"].tolist() == [s for s in steps if s % 2 == 0]
+        full, empty = table["loss_without_none"], table["loss_without_cc+mlo"]
+        total = table["loss_contribution_cc"] + table["loss_contribution_mlo"]
+        np.testing.assert_allclose(total, empty - full, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -210,6 +218,13 @@ def test_job_runs_the_example(tmp_path):
     assert run.groups == ["audio", "image", "head", "bn_buffers"]
     assert len(run.steps()) == 8 and len(run.lca()) == 1
     assert run.config["job"]["n_train"] == 256
+    # --ablation-every reaches the job: this one declares no modalities, so it is refused
+    code, text = lca_run(
+        "job", ROOT / "examples" / "user_job.py:make_job", "--out", tmp_path / "abl.zarr",
+        "--ablation-every", "2", "--arg", "epochs=1",
+    )  # fmt: skip
+    assert code != 0 and "--ablation-every needs the job to provide modalities" in text
+    assert not (tmp_path / "abl.zarr").exists()
 
 
 def test_sweep_writes_distinct_lrs_in_range_and_an_index(synth, tmp_path):
